@@ -1,1 +1,52 @@
-fn main(){}
+//! `krmx`: the Krmx server (and, later, client) on the command line, scriptable in JSON lines.
+
+mod args;
+mod output;
+mod serve;
+mod signals;
+
+const USAGE: &str = "\
+usage: krmx serve [options]     run a Krmx server (events on stdout, commands on stdin, JSON lines)
+
+serve options:
+  --host ADDR               address to listen on (default 127.0.0.1)
+  --port N                  port to listen on (default 8082; 0 = any free port)
+  --path P                  only accept WebSocket connections to this path
+  --query NAME[=VALUE]      require a query parameter (present, or equal to VALUE); repeatable
+  --no-query NAME           require a query parameter to be absent; repeatable
+  --no-new-users            only users created with the join command may link
+  --auth                    decide every link on stdin ({\"cmd\":\"accept\"|\"reject\",\"id\":N})
+  --auth-timeout-ms N       how long a link may wait for that decision (default 10000)
+  --ping-interval-ms N      ping every N ms, closing connections that miss one (default 15000; 0 = off)
+  --protocol-version V      protocol version to speak (default 0.5.5)
+  --max-message-bytes N     largest incoming message (default 1048576)
+  --relay                   broadcast every custom message unchanged to every linked user
+
+  krmx --help | --version
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match args.first().map(String::as_str) {
+        Some("serve") => match args::ServeArgs::parse(&args[1..]) {
+            Ok(serve_args) => serve::run(serve_args),
+            Err(e) => usage_error(&e),
+        },
+        Some("--version" | "-V") => {
+            println!("krmx {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Some("--help" | "-h" | "help") => {
+            print!("{USAGE}");
+            0
+        }
+        Some(other) => usage_error(&format!("unknown command {other:?}")),
+        None => usage_error("missing command"),
+    };
+    std::process::exit(code);
+}
+
+fn usage_error(message: &str) -> i32 {
+    eprintln!("krmx: {message}\n\n{USAGE}");
+    2
+}

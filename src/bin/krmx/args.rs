@@ -1,0 +1,56 @@
+//! Command-line options.
+
+use std::time::Duration;
+
+use krmx::{QueryRequirement, ServerConfig};
+
+pub struct ServeArgs {
+    pub port: u16,
+    pub relay: bool,
+    pub config: ServerConfig,
+}
+
+fn value<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a str, String> {
+    it.next().map(String::as_str).ok_or_else(|| format!("{flag} needs a value"))
+}
+
+fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, String> {
+    text.parse().map_err(|_| format!("{flag}: {text:?} is not a valid number"))
+}
+
+impl ServeArgs {
+    pub fn parse(args: &[String]) -> Result<ServeArgs, String> {
+        let mut parsed = ServeArgs { port: 8082, relay: false, config: ServerConfig::default() };
+        let config = &mut parsed.config;
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            match flag.as_str() {
+                "--host" => config.host = value(&mut it, flag)?.to_string(),
+                "--port" => parsed.port = number(value(&mut it, flag)?, flag)?,
+                "--path" => config.path = Some(value(&mut it, flag)?.to_string()),
+                "--query" => {
+                    let spec = value(&mut it, flag)?;
+                    config.query.push(match spec.split_once('=') {
+                        Some((name, v)) => (name.to_string(), QueryRequirement::Equals(v.to_string())),
+                        None => (spec.to_string(), QueryRequirement::Present),
+                    });
+                }
+                "--no-query" => config.query.push((value(&mut it, flag)?.to_string(), QueryRequirement::Absent)),
+                "--no-new-users" => config.accept_new_users = false,
+                "--auth" => config.authenticate = true,
+                "--auth-timeout-ms" => {
+                    config.auth_timeout = Duration::from_millis(number(value(&mut it, flag)?, flag)?)
+                }
+                "--ping-interval-ms" => {
+                    let ms: u64 = number(value(&mut it, flag)?, flag)?;
+                    config.ping_interval = (ms > 0).then(|| Duration::from_millis(ms));
+                }
+                "--protocol-version" => config.protocol_version = value(&mut it, flag)?.to_string(),
+                "--max-message-bytes" => config.max_message_size = number(value(&mut it, flag)?, flag)?,
+                "--relay" => parsed.relay = true,
+                other => return Err(format!("unknown option {other:?}")),
+            }
+        }
+        Ok(parsed)
+    }
+}

@@ -1,0 +1,277 @@
+//! The Krmx server for Rust hosts: the engine behind the C API and the `krmx serve` command.
+//!
+//! The protocol state machine runs on the host's thread, inside [`Server::poll`] and the other
+//! calls; the shared I/O runtime only moves bytes. So the host's view is exactly the sequence of
+//! events it has polled, and a call such as [`Server::send`] fails at once when it cannot be done.
+
+mod config;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub use config::ServerConfig;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::proto::server::{Output, ServerCore};
+use crate::proto::{ConnectionId, Message, ServerEvent, ServerStatus, User};
+use crate::runtime::connection::{ConnectionHandle, NetEvent};
+use crate::runtime::inbox::{inbox, InboxReceiver, InboxSender};
+use crate::runtime::listener::{Listener, ListenerSettings};
+
+/// A Krmx server. Every method may be called from any thread; [`Server::poll`] should be called
+/// from one thread at a time (events are delivered once, in order).
+pub struct Server {
+    state: Mutex<State>,
+    inbox: InboxReceiver<NetEvent>,
+    inbox_tx: InboxSender<NetEvent>,
+}
+
+struct State {
+    core: ServerCore,
+    settings: ListenerSettings,
+    connections: HashMap<ConnectionId, ConnectionHandle>,
+    events: VecDeque<ServerEvent>,
+    listener: Option<Listener>,
+    port: Option<u16>,
+    /// The polling thread is blocked waiting for input: actions from other threads wake it.
+    poller_waiting: bool,
+}
+
+/// Wakes a thread blocked in [`Server::poll`] (which then returns). Cheap to clone; any thread.
+#[derive(Clone)]
+pub struct ServerWaker {
+    inbox_tx: InboxSender<NetEvent>,
+}
+
+impl ServerWaker {
+    pub fn wake(&self) {
+        self.inbox_tx.push_wake(NetEvent::Wake);
+    }
+}
+
+impl Server {
+    pub fn new(config: ServerConfig) -> Server {
+        let (core_config, settings, queue_bytes) = config.split(0);
+        let (inbox_tx, inbox) = inbox(queue_bytes);
+        Server {
+            state: Mutex::new(State {
+                core: ServerCore::new(core_config),
+                settings,
+                connections: HashMap::new(),
+                events: VecDeque::new(),
+                listener: None,
+                port: None,
+                poller_waiting: false,
+            }),
+            inbox,
+            inbox_tx,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent state behind (the core never panics
+        // half-way through a step), so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts listening on `port` (0: any free port) of the configured host. Returns the port.
+    /// A taken port or a bad address is an error now; the `Listen` event follows on poll.
+    pub fn listen(&self, port: u16) -> Result<u16> {
+        let mut state = self.lock();
+        state.core.starting()?;
+        let mut settings = state.settings.clone();
+        settings.port = port;
+        match Listener::start(settings, self.inbox_tx.clone()) {
+            Ok(listener) => {
+                let port = listener.port;
+                state.listener = Some(listener);
+                state.port = Some(port);
+                state.core.listening(port);
+                state.carry_out();
+                Ok(port)
+            }
+            Err(e) => {
+                state.core.listen_failed();
+                let host = &state.settings.host;
+                Err(Error::new(ErrorKind::Io, format!("cannot listen on {host}:{port}: {e}")))
+            }
+        }
+    }
+
+    /// The next event, waiting up to `timeout` for one (`None`: wait as long as it takes).
+    /// Returns `None` when the time is up or when woken by a [`ServerWaker`].
+    pub fn poll(&self, timeout: Option<Duration>) -> Option<ServerEvent> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let wait_until = {
+                let mut state = self.lock();
+                state.poller_waiting = false;
+                let now = Instant::now();
+                state.core.tick(now);
+                state.carry_out();
+                while state.events.is_empty() {
+                    match self.inbox.try_recv() {
+                        Some(NetEvent::Wake) => {}
+                        Some(input) => state.handle(input, now),
+                        None => break,
+                    }
+                }
+                if let Some(event) = state.events.pop_front() {
+                    return Some(event);
+                }
+                if deadline.is_some_and(|d| now >= d) {
+                    return None;
+                }
+                state.poller_waiting = true;
+                match (deadline, state.core.next_deadline()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            };
+            match self.inbox.recv_deadline(wait_until) {
+                Some(NetEvent::Wake) => {
+                    let mut state = self.lock();
+                    state.poller_waiting = false;
+                    return state.events.pop_front();
+                }
+                Some(input) => {
+                    let mut state = self.lock();
+                    state.handle(input, Instant::now());
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// A handle that wakes a blocked [`Server::poll`] from another thread.
+    pub fn waker(&self) -> ServerWaker {
+        ServerWaker { inbox_tx: self.inbox_tx.clone() }
+    }
+
+    /// Answers an `Authenticate` event: `Ok(())` accepts; `Err(reason)` rejects with that reason
+    /// (`None`: `authentication failed`).
+    pub fn authenticate(&self, request_id: u64, decision: std::result::Result<(), Option<String>>) -> Result<()> {
+        self.act(|core| core.authenticate(request_id, decision))
+    }
+
+    /// Creates an unlinked user (every linked user is told).
+    pub fn join(&self, username: &str) -> Result<()> {
+        self.act(|core| core.join(username))
+    }
+
+    /// Unlinks a user's connection; the connection stays open and may link again.
+    pub fn unlink(&self, username: &str) -> Result<()> {
+        self.act(|core| core.unlink(username))
+    }
+
+    /// Makes a user leave (unlinking it first if it is linked).
+    pub fn kick(&self, username: &str) -> Result<()> {
+        self.act(|core| core.kick(username))
+    }
+
+    /// Sends a custom message to one linked user.
+    pub fn send(&self, username: &str, message: &Message) -> Result<()> {
+        self.act(|core| core.send(username, message))
+    }
+
+    /// Sends a custom message to every linked user except `skip`.
+    pub fn broadcast(&self, message: &Message, skip: Option<&str>) -> Result<()> {
+        self.act(|core| core.broadcast(message, skip))
+    }
+
+    /// Every user leaves, then every connection closes; a `Close` event follows once all are gone.
+    pub fn close(&self) -> Result<()> {
+        let mut state = self.lock();
+        state.core.begin_close()?;
+        state.carry_out();
+        match &state.listener {
+            Some(listener) => listener.shutdown(),
+            None => {
+                state.core.closed();
+                state.carry_out();
+            }
+        }
+        self.wake_poller(&state);
+        Ok(())
+    }
+
+    /// Users in join order.
+    pub fn users(&self) -> Vec<User> {
+        let state = self.lock();
+        state.core.users().map(|(name, is_linked)| User { username: name.to_string(), is_linked }).collect()
+    }
+
+    pub fn status(&self) -> ServerStatus {
+        self.lock().core.status()
+    }
+
+    /// The port listened on, once listening.
+    pub fn port(&self) -> Option<u16> {
+        self.lock().port
+    }
+
+    fn act(&self, action: impl FnOnce(&mut ServerCore) -> std::result::Result<(), crate::proto::server::ActionError>) -> Result<()> {
+        let mut state = self.lock();
+        action(&mut state.core)?;
+        state.carry_out();
+        self.wake_poller(&state);
+        Ok(())
+    }
+
+    fn wake_poller(&self, state: &State) {
+        if state.poller_waiting && !state.events.is_empty() {
+            self.inbox_tx.push_wake(NetEvent::Wake);
+        }
+    }
+}
+
+impl State {
+    fn handle(&mut self, input: NetEvent, now: Instant) {
+        match input {
+            NetEvent::Opened { id, handle } => {
+                self.connections.insert(id, handle);
+                self.core.connection_opened(id);
+            }
+            NetEvent::Frame { id, data } => self.core.frame(id, &data, now),
+            NetEvent::Closed { id, .. } => {
+                self.connections.remove(&id);
+                self.core.connection_closed(id);
+            }
+            NetEvent::Stopped => {
+                self.listener = None;
+                self.core.closed();
+            }
+            NetEvent::Wake => {}
+        }
+        self.carry_out();
+    }
+
+    /// Carries out what the protocol decided: frames to the I/O side, events to the queue.
+    fn carry_out(&mut self) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Send { to, frame } => {
+                    if let Some(connection) = self.connections.get(&to) {
+                        connection.send(frame);
+                    }
+                }
+                Output::Close { connection } => {
+                    if let Some(connection) = self.connections.get(&connection) {
+                        connection.close();
+                    }
+                }
+                Output::Event(event) => self.events.push_back(event),
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Connections close gracefully on the I/O thread; nothing waits for them here.
+        if let Some(listener) = &self.lock().listener {
+            listener.shutdown();
+        }
+    }
+}
