@@ -222,6 +222,11 @@ impl ServerCore {
         self.users.iter().map(|(name, connection)| (name.as_str(), connection.is_some()))
     }
 
+    /// The user at `index` in join order.
+    pub fn user_at(&self, index: usize) -> Option<(&str, bool)> {
+        self.users.get_index(index).map(|(name, connection)| (name.as_str(), connection.is_some()))
+    }
+
     pub fn user_count(&self) -> usize {
         self.users.len()
     }

@@ -202,6 +202,16 @@ impl Server {
         state.core.users().map(|(name, is_linked)| User { username: name.to_string(), is_linked }).collect()
     }
 
+    /// The user at `index` in join order.
+    pub fn user(&self, index: usize) -> Option<User> {
+        let state = self.lock();
+        state.core.user_at(index).map(|(name, is_linked)| User { username: name.to_string(), is_linked })
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.lock().core.user_count()
+    }
+
     pub fn status(&self) -> ServerStatus {
         self.lock().core.status()
     }

@@ -1,0 +1,147 @@
+//! The event struct a host polls into, and the storage that backs its borrowed strings.
+
+use std::ffi::c_char;
+use std::ptr;
+
+use crate::proto::ServerEvent;
+
+/// What happened. Numbers are stable and never reused.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum KrmxEventKind {
+    /// No event (the poll timed out).
+    KRMX_EVENT_NONE = 0,
+    /// Server: listening; `port` is set.
+    KRMX_EVENT_LISTEN = 1,
+    /// Server: a link request awaits `krmx_server_authenticate`; `request_id`, `username`,
+    /// `is_new_user` and `auth` (NULL when the client sent none) are set.
+    KRMX_EVENT_AUTHENTICATE = 2,
+    /// A user joined; `username` is set.
+    KRMX_EVENT_JOIN = 3,
+    /// A user linked to a connection; `username` is set.
+    KRMX_EVENT_LINK = 4,
+    /// A user unlinked from its connection; `username` is set.
+    KRMX_EVENT_UNLINK = 5,
+    /// A user left; `username` is set.
+    KRMX_EVENT_LEAVE = 6,
+    /// A custom message: `message_type`, and `payload` as JSON text (NULL when the message had none);
+    /// on the server also `username`, its sender.
+    KRMX_EVENT_MESSAGE = 7,
+    /// Closed: the server stopped (every user left, every socket closed).
+    KRMX_EVENT_CLOSE = 8,
+}
+
+/// One event, filled in by a poll. The caller owns the struct (usually on its stack); the strings
+/// it points to are owned by the handle and stay valid until the next poll or free of that handle.
+/// Every string is NUL-terminated UTF-8 and its length (without the NUL) is given too. Fields that
+/// do not apply to `kind` are NULL or 0.
+#[repr(C)]
+#[derive(Debug)]
+pub struct KrmxEvent {
+    pub kind: KrmxEventKind,
+    /// LISTEN: the port listened on.
+    pub port: u16,
+    /// AUTHENTICATE: whether the user would be new.
+    pub is_new_user: bool,
+    /// AUTHENTICATE: the id to answer with `krmx_server_authenticate`.
+    pub request_id: u64,
+    pub username: *const c_char,
+    pub username_len: usize,
+    /// AUTHENTICATE: the client's auth string; NULL when it sent none.
+    pub auth: *const c_char,
+    pub auth_len: usize,
+    /// MESSAGE: the message type (its `type` field).
+    pub message_type: *const c_char,
+    pub message_type_len: usize,
+    /// MESSAGE: the payload as compact JSON text; NULL when the message had no payload.
+    pub payload: *const c_char,
+    pub payload_len: usize,
+}
+
+impl KrmxEvent {
+    pub fn none() -> Self {
+        KrmxEvent {
+            kind: KrmxEventKind::KRMX_EVENT_NONE,
+            port: 0,
+            is_new_user: false,
+            request_id: 0,
+            username: ptr::null(),
+            username_len: 0,
+            auth: ptr::null(),
+            auth_len: 0,
+            message_type: ptr::null(),
+            message_type_len: 0,
+            payload: ptr::null(),
+            payload_len: 0,
+        }
+    }
+}
+
+/// NUL-terminated copies of the current event's strings, owned by a handle.
+#[derive(Default)]
+pub struct EventStrings {
+    username: Vec<u8>,
+    auth: Vec<u8>,
+    kind: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+fn store(buffer: &mut Vec<u8>, text: &str) -> (*const c_char, usize) {
+    buffer.clear();
+    buffer.extend_from_slice(text.as_bytes());
+    buffer.push(0);
+    (buffer.as_ptr().cast(), text.len())
+}
+
+impl EventStrings {
+    /// Fills `event` from a server event; the strings live in `self`.
+    pub fn server_event(&mut self, source: &ServerEvent) -> KrmxEvent {
+        use KrmxEventKind::*;
+        let mut event = KrmxEvent::none();
+        let mut username = |name: &str, event: &mut KrmxEvent| {
+            (event.username, event.username_len) = store(&mut self.username, name);
+        };
+        match source {
+            ServerEvent::Listen { port } => {
+                event.kind = KRMX_EVENT_LISTEN;
+                event.port = *port;
+            }
+            ServerEvent::Authenticate { request_id, username: name, is_new_user, auth } => {
+                event.kind = KRMX_EVENT_AUTHENTICATE;
+                event.request_id = *request_id;
+                event.is_new_user = *is_new_user;
+                username(name, &mut event);
+                if let Some(auth) = auth {
+                    (event.auth, event.auth_len) = store(&mut self.auth, auth);
+                }
+            }
+            ServerEvent::Join { username: name } => {
+                event.kind = KRMX_EVENT_JOIN;
+                username(name, &mut event);
+            }
+            ServerEvent::Link { username: name } => {
+                event.kind = KRMX_EVENT_LINK;
+                username(name, &mut event);
+            }
+            ServerEvent::Unlink { username: name } => {
+                event.kind = KRMX_EVENT_UNLINK;
+                username(name, &mut event);
+            }
+            ServerEvent::Leave { username: name } => {
+                event.kind = KRMX_EVENT_LEAVE;
+                username(name, &mut event);
+            }
+            ServerEvent::Message { username: name, message } => {
+                event.kind = KRMX_EVENT_MESSAGE;
+                username(name, &mut event);
+                (event.message_type, event.message_type_len) = store(&mut self.kind, &message.kind);
+                if let Some(payload) = &message.payload {
+                    (event.payload, event.payload_len) = store(&mut self.payload, &payload.to_string());
+                }
+            }
+            ServerEvent::Close => event.kind = KRMX_EVENT_CLOSE,
+        }
+        event
+    }
+}

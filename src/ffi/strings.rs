@@ -1,0 +1,50 @@
+//! Reading the caller's strings and writing into the caller's buffers.
+
+use std::ffi::{c_char, CStr};
+
+use super::result::{FfiError, KrmxResult};
+
+/// A required NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string valid for the duration of the call.
+pub unsafe fn required<'a>(ptr: *const c_char, argument: &str) -> Result<&'a str, FfiError> {
+    optional(ptr, argument)?.ok_or_else(|| FfiError::null(argument))
+}
+
+/// An optional string argument: NULL means absent.
+///
+/// # Safety
+/// As for [`required`].
+pub unsafe fn optional<'a>(ptr: *const c_char, argument: &str) -> Result<Option<&'a str>, FfiError> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    CStr::from_ptr(ptr).to_str().map(Some).map_err(|e| {
+        FfiError::new(KrmxResult::KRMX_ERR_INVALID_UTF8, format!("{argument} is not valid UTF-8: {e}"))
+    })
+}
+
+/// Copies `text` and a terminating NUL into `buffer` of `capacity` bytes; writes the text's length
+/// (without the NUL) to `length` if it is not NULL. A buffer that is too small gets nothing and
+/// the call fails with `KRMX_ERR_BUFFER_TOO_SMALL` (the length is still written).
+///
+/// # Safety
+/// `buffer` is NULL or valid for `capacity` bytes of writing; `length` is NULL or valid.
+pub unsafe fn copy_out(text: &str, buffer: *mut c_char, capacity: usize, length: *mut usize) -> Result<(), FfiError> {
+    if !length.is_null() {
+        *length = text.len();
+    }
+    if buffer.is_null() {
+        return Err(FfiError::null("buffer"));
+    }
+    if capacity < text.len() + 1 {
+        return Err(FfiError::new(
+            KrmxResult::KRMX_ERR_BUFFER_TOO_SMALL,
+            format!("buffer of {capacity} bytes cannot hold {} bytes and a NUL", text.len()),
+        ));
+    }
+    std::ptr::copy_nonoverlapping(text.as_ptr(), buffer.cast::<u8>(), text.len());
+    *buffer.add(text.len()) = 0;
+    Ok(())
+}

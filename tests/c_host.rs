@@ -1,0 +1,229 @@
+//! C hosts: `include/krmx.h` compiles as C99 and C++ with every warning an error, and a C program
+//! (tests/c/server_host.c) linked with the static library serves real WebSocket clients, under
+//! AddressSanitizer and UndefinedBehaviorSanitizer.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage, WebSocket};
+
+const STRICT: [&str; 4] = ["-Wall", "-Wextra", "-Wpedantic", "-Werror"];
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding this build's `libkrmx.a` (next to the test executable).
+fn library_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap().to_path_buf();
+    assert!(deps.join("libkrmx.a").exists(), "libkrmx.a not found in {}", deps.display());
+    deps
+}
+
+fn run(command: &mut Command) {
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn header_compiles_as_strict_c99_c11_and_cpp() {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let source = out.join("header_only.c");
+    std::fs::write(&source, "#include \"krmx.h\"\nint main(void) { KrmxEvent e; (void)e; return 0; }\n").unwrap();
+    let include = manifest_dir().join("include");
+    for (compiler, std) in [("cc", "-std=c99"), ("cc", "-std=c11"), ("c++", "-std=c++11"), ("c++", "-std=c++17")] {
+        let mut command = Command::new(compiler);
+        if compiler == "c++" {
+            command.args(["-x", "c++"]);
+        }
+        command.arg(std).args(STRICT).arg("-I").arg(&include).arg("-fsyntax-only").arg(&source);
+        run(&mut command);
+    }
+}
+
+/// Reads the C host's stdout lines on a thread, so every wait has a timeout.
+struct Host {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Host {
+    fn expect(&self, expected: &str) {
+        let line = self.lines.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("no line (wanted {expected:?})"));
+        assert_eq!(line, expected);
+    }
+    fn next(&self) -> String {
+        self.lines.recv_timeout(Duration::from_secs(10)).expect("the C host printed nothing")
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn build_host() -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let binary = out.join("server_host");
+    let mut command = Command::new("cc");
+    command
+        .arg("-std=c99")
+        .args(STRICT)
+        .args(["-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
+        .arg("-I")
+        .arg(manifest_dir().join("include"))
+        .arg(manifest_dir().join("tests/c/server_host.c"))
+        .arg(library_dir().join("libkrmx.a"))
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&binary);
+    run(&mut command);
+    binary
+}
+
+fn start_host(binary: &Path) -> Host {
+    let mut child = Command::new(binary)
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start the C host");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Host { child, lines }
+}
+
+struct Client(WebSocket<TcpStream>);
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/"), stream).expect("handshake");
+        Client(ws)
+    }
+    fn send(&mut self, message: Value) {
+        self.0.send(WsMessage::text(message.to_string())).unwrap();
+    }
+    fn recv(&mut self) -> Value {
+        loop {
+            match self.0.read().expect("read") {
+                WsMessage::Text(text) => return serde_json::from_str(&text).unwrap(),
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+    fn expect(&mut self, expected: &[Value]) {
+        for want in expected {
+            assert_eq!(&self.recv(), want);
+        }
+    }
+    fn expect_closed(&mut self) {
+        loop {
+            match self.0.read() {
+                Ok(WsMessage::Close(_)) => continue,
+                Ok(other) => panic!("expected the connection to close, got {other:?}"),
+                Err(_) => return,
+            }
+        }
+    }
+    fn link(&mut self, username: &str) {
+        self.send(json!({"type": "krmx/link", "payload": {"username": username, "version": "0.5.4"}}));
+        assert_eq!(self.recv(), json!({"type": "krmx/accepted"}));
+    }
+}
+
+fn about(kind: &str, username: &str) -> Value {
+    json!({"type": kind, "payload": {"username": username}})
+}
+
+#[test]
+fn a_c_host_serves_real_clients_clean_under_sanitizers() {
+    let binary = build_host();
+    let mut host = start_host(&binary);
+    host.expect("api-checks-passed");
+    let listen = host.next();
+    let port: u16 = listen.strip_prefix("listen ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{listen}"));
+
+    let mut alice = Client::connect(port);
+    alice.link("alice");
+    alice.expect(&[about("krmx/joined", "alice"), about("krmx/linked", "alice")]);
+    host.expect("join alice");
+    host.expect("link alice");
+
+    let mut bob = Client::connect(port);
+    bob.link("bob");
+    bob.expect(&[
+        about("krmx/joined", "alice"),
+        about("krmx/linked", "alice"),
+        about("krmx/joined", "bob"),
+        about("krmx/linked", "bob"),
+    ]);
+    alice.expect(&[about("krmx/joined", "bob"), about("krmx/linked", "bob")]);
+    host.expect("join bob");
+    host.expect("link bob");
+
+    alice.send(json!({"type": "test/echo", "payload": {"n": 1, "s": "é"}}));
+    host.expect(r#"message alice test/echo {"n":1,"s":"é"}"#);
+    alice.expect(&[json!({"type": "test/echoed", "payload": {"n": 1, "s": "é"}})]);
+
+    bob.send(json!({"type": "test/broadcast", "payload": "hi"}));
+    host.expect(r#"message bob test/broadcast "hi""#);
+    alice.expect(&[json!({"type": "test/broadcasted", "payload": "hi"})]);
+    // The sender was skipped: the next thing bob receives is its own echo.
+    bob.send(json!({"type": "test/echo"}));
+    host.expect("message bob test/echo (none)");
+    bob.expect(&[json!({"type": "test/echoed"})]);
+
+    alice.send(json!({"type": "test/users"}));
+    host.expect("message alice test/users (none)");
+    host.expect("users alice:linked,bob:linked");
+
+    drop(bob);
+    host.expect("unlink bob");
+    alice.expect(&[about("krmx/unlinked", "bob")]);
+    alice.send(json!({"type": "test/users"}));
+    host.expect("message alice test/users (none)");
+    host.expect("users alice:linked,bob:unlinked");
+
+    alice.send(json!({"type": "test/kick", "payload": "bob"}));
+    host.expect(r#"message alice test/kick "bob""#);
+    host.expect("leave bob");
+    alice.expect(&[about("krmx/left", "bob")]);
+
+    alice.send(json!({"type": "test/close"}));
+    host.expect("message alice test/close (none)");
+    host.expect("unlink alice");
+    host.expect("leave alice");
+    alice.expect(&[about("krmx/unlinked", "alice"), about("krmx/left", "alice")]);
+    alice.expect_closed();
+    host.expect("close");
+
+    let status = host.child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(host.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "the C host exited with {status}:\n{stderr}");
+    assert!(!stderr.contains("ERROR: AddressSanitizer") && !stderr.contains("runtime error"), "{stderr}");
+}
