@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test of krmx-native: the README's test command, and what CI runs (.ci/run).
+# Installs what it needs on a fresh Debian machine: a C compiler and Node.js from Debian's
+# packages when missing, and the npm reference packages from tests/interop/package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+echo "== npm reference packages (tests/interop, pinned by package-lock.json)"
+(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "== build (library, krmx command, tests)"
+cargo build --locked --all-targets
+
+echo "== C examples (-Wall -Wextra -Wpedantic -Werror)"
+make -s -C examples-c KRMX_LIB_DIR=../target/debug
+
+echo "== tests"
+cargo test --locked -- --test-threads=2
