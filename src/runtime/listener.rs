@@ -111,6 +111,8 @@ async fn serve(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(64 * 1024);
     let requirements = settings.requirements.clone();
+    // The error type is tungstenite's HTTP response; its size is not ours to choose.
+    #[allow(clippy::result_large_err)]
     let check = move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
         match requirements.check(target) {
