@@ -110,15 +110,20 @@ impl Server {
                 let now = Instant::now();
                 state.core.tick(now);
                 state.carry_out();
+                // A wake already queued counts as much as one that arrives while waiting.
+                let mut woken = false;
                 while state.events.is_empty() {
                     match self.inbox.try_recv() {
-                        Some(NetEvent::Wake) => {}
+                        Some(NetEvent::Wake) => woken = true,
                         Some(input) => state.handle(input, now),
                         None => break,
                     }
                 }
                 if let Some(event) = state.events.pop_front() {
                     return Some(event);
+                }
+                if woken {
+                    return None;
                 }
                 if deadline.is_some_and(|d| now >= d) {
                     return None;
