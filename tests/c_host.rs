@@ -2,15 +2,16 @@
 //! (tests/c/server_host.c) linked with the static library serves real WebSocket clients, under
 //! AddressSanitizer and UndefinedBehaviorSanitizer.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::{self, Message as WsMessage, WebSocket};
+use common::{frame, joined, left, linked, unlinked};
+use serde_json::json;
 
 const STRICT: [&str; 4] = ["-Wall", "-Wextra", "-Wpedantic", "-Werror"];
 
@@ -114,51 +115,6 @@ fn start_host(binary: &Path) -> Host {
     Host { child, lines }
 }
 
-struct Client(WebSocket<TcpStream>);
-
-impl Client {
-    fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/"), stream).expect("handshake");
-        Client(ws)
-    }
-    fn send(&mut self, message: Value) {
-        self.0.send(WsMessage::text(message.to_string())).unwrap();
-    }
-    fn recv(&mut self) -> Value {
-        loop {
-            match self.0.read().expect("read") {
-                WsMessage::Text(text) => return serde_json::from_str(&text).unwrap(),
-                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
-                other => panic!("unexpected frame {other:?}"),
-            }
-        }
-    }
-    fn expect(&mut self, expected: &[Value]) {
-        for want in expected {
-            assert_eq!(&self.recv(), want);
-        }
-    }
-    fn expect_closed(&mut self) {
-        loop {
-            match self.0.read() {
-                Ok(WsMessage::Close(_)) => continue,
-                Ok(other) => panic!("expected the connection to close, got {other:?}"),
-                Err(_) => return,
-            }
-        }
-    }
-    fn link(&mut self, username: &str) {
-        self.send(json!({"type": "krmx/link", "payload": {"username": username, "version": "0.5.4"}}));
-        assert_eq!(self.recv(), json!({"type": "krmx/accepted"}));
-    }
-}
-
-fn about(kind: &str, username: &str) -> Value {
-    json!({"type": kind, "payload": {"username": username}})
-}
-
 #[test]
 fn a_c_host_serves_real_clients_clean_under_sanitizers() {
     let binary = build_host();
@@ -167,57 +123,52 @@ fn a_c_host_serves_real_clients_clean_under_sanitizers() {
     let listen = host.next();
     let port: u16 = listen.strip_prefix("listen ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{listen}"));
 
-    let mut alice = Client::connect(port);
-    alice.link("alice");
-    alice.expect(&[about("krmx/joined", "alice"), about("krmx/linked", "alice")]);
+    let url = format!("ws://127.0.0.1:{port}/");
+    let mut alice = common::connect(&url);
+    assert_eq!(alice.link("alice").len(), 3);
     host.expect("join alice");
     host.expect("link alice");
 
-    let mut bob = Client::connect(port);
-    bob.link("bob");
-    bob.expect(&[
-        about("krmx/joined", "alice"),
-        about("krmx/linked", "alice"),
-        about("krmx/joined", "bob"),
-        about("krmx/linked", "bob"),
-    ]);
-    alice.expect(&[about("krmx/joined", "bob"), about("krmx/linked", "bob")]);
+    let mut bob = common::connect(&url);
+    bob.send_link("bob");
+    bob.expect_frames(&[common::accepted(), joined("alice"), linked("alice"), joined("bob"), linked("bob")]);
+    alice.expect_frames(&[joined("bob"), linked("bob")]);
     host.expect("join bob");
     host.expect("link bob");
 
-    alice.send(json!({"type": "test/echo", "payload": {"n": 1, "s": "é"}}));
+    alice.send_json(&json!({"type": "test/echo", "payload": {"n": 1, "s": "é"}}));
     host.expect(r#"message alice test/echo {"n":1,"s":"é"}"#);
-    alice.expect(&[json!({"type": "test/echoed", "payload": {"n": 1, "s": "é"}})]);
+    alice.expect_frame(&frame("test/echoed", Some(json!({"n": 1, "s": "é"}))));
 
-    bob.send(json!({"type": "test/broadcast", "payload": "hi"}));
+    bob.send_json(&json!({"type": "test/broadcast", "payload": "hi"}));
     host.expect(r#"message bob test/broadcast "hi""#);
-    alice.expect(&[json!({"type": "test/broadcasted", "payload": "hi"})]);
+    alice.expect_frame(&frame("test/broadcasted", Some(json!("hi"))));
     // The sender was skipped: the next thing bob receives is its own echo.
-    bob.send(json!({"type": "test/echo"}));
+    bob.send_json(&json!({"type": "test/echo"}));
     host.expect("message bob test/echo (none)");
-    bob.expect(&[json!({"type": "test/echoed"})]);
+    bob.expect_frame(&frame("test/echoed", None));
 
-    alice.send(json!({"type": "test/users"}));
+    alice.send_json(&json!({"type": "test/users"}));
     host.expect("message alice test/users (none)");
     host.expect("users alice:linked,bob:linked");
 
-    drop(bob);
+    bob.drop_socket();
     host.expect("unlink bob");
-    alice.expect(&[about("krmx/unlinked", "bob")]);
-    alice.send(json!({"type": "test/users"}));
+    alice.expect_frame(&unlinked("bob"));
+    alice.send_json(&json!({"type": "test/users"}));
     host.expect("message alice test/users (none)");
     host.expect("users alice:linked,bob:unlinked");
 
-    alice.send(json!({"type": "test/kick", "payload": "bob"}));
+    alice.send_json(&json!({"type": "test/kick", "payload": "bob"}));
     host.expect(r#"message alice test/kick "bob""#);
     host.expect("leave bob");
-    alice.expect(&[about("krmx/left", "bob")]);
+    alice.expect_frame(&left("bob"));
 
-    alice.send(json!({"type": "test/close"}));
+    alice.send_json(&json!({"type": "test/close"}));
     host.expect("message alice test/close (none)");
     host.expect("unlink alice");
     host.expect("leave alice");
-    alice.expect(&[about("krmx/unlinked", "alice"), about("krmx/left", "alice")]);
+    alice.expect_frames(&[unlinked("alice"), left("alice")]);
     alice.expect_closed();
     host.expect("close");
 
