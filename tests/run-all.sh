@@ -24,4 +24,8 @@ echo "== C examples (-Wall -Wextra -Wpedantic -Werror)"
 make -s -C examples-c KRMX_LIB_DIR=../target/debug
 
 echo "== tests"
-cargo test --locked -- --test-threads=2
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --locked -- --test-threads=2 2>&1 | tee "$log"
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"

@@ -62,7 +62,7 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     /// Splits the configuration into the protocol's part and the I/O's part.
-    pub(crate) fn split(self, port: u16) -> (ServerCoreConfig, ListenerSettings, usize) {
+    pub(crate) fn split(self) -> (ServerCoreConfig, ListenerSettings, usize) {
         let core = ServerCoreConfig {
             protocol_version: self.protocol_version,
             accept_new_users: self.accept_new_users,
@@ -72,7 +72,7 @@ impl ServerConfig {
         };
         let listener = ListenerSettings {
             host: self.host,
-            port,
+            port: 0,
             requirements: ConnectionRequirements { path: self.path, query: self.query },
             connection: ConnectionSettings {
                 ping_interval: self.ping_interval.filter(|d| !d.is_zero()),

@@ -52,7 +52,7 @@ impl ServerWaker {
 
 impl Server {
     pub fn new(config: ServerConfig) -> Server {
-        let (core_config, settings, queue_bytes) = config.split(0);
+        let (core_config, settings, queue_bytes) = config.split();
         let (inbox_tx, inbox) = inbox(queue_bytes);
         Server {
             state: Mutex::new(State {
