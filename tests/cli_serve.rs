@@ -481,3 +481,38 @@ fn sigint_closes_gracefully_too() {
     s.expect(json!({ "event": "close" }));
     assert_eq!(s.wait_exit().code(), Some(0));
 }
+
+#[test]
+fn protocol_version_ping_interval_message_size_and_host_options() {
+    let mut s = Serve::start(&[
+        "--host", "127.0.0.1", "--protocol-version", "0.6.1", "--ping-interval-ms", "150",
+        "--max-message-bytes", "1024",
+    ]);
+    let mut old = s.connect("old");
+    old.send_link("simon");
+    old.expect_frame(&rejected("krmx server version mismatch (server=0.6.*,client=0.5.4)"));
+    old.send_text(&link_message("simon", "0.6.0", None));
+    old.expect_frames(&[accepted(), joined("simon"), linked("simon")]);
+    s.expect(json!({ "event": "join", "username": "simon" }));
+    s.expect(json!({ "event": "link", "username": "simon" }));
+
+    // A message over --max-message-bytes closes that connection with 1009 (and unlinks its user).
+    old.send_text(&frame("chat/say", Some(json!("x".repeat(2000)))));
+    let close = old.expect_closed().expect("a close frame");
+    assert_eq!(u16::from(close.code), 1009);
+    s.expect(json!({ "event": "unlink", "username": "simon" }));
+
+    // A client that never answers pings is closed after a missed ping (--ping-interval-ms).
+    let mut silent = s.connect("silent");
+    silent.send_text(&link_message("lisa", "0.6.0", None));
+    s.expect(json!({ "event": "join", "username": "lisa" }));
+    s.expect(json!({ "event": "link", "username": "lisa" }));
+    // The test reads only the server's stdout meanwhile, so `silent` answers no ping.
+    s.expect(json!({ "event": "unlink", "username": "lisa" }));
+    let (_frames, close) = silent.recv_until_closed();
+    assert_eq!(close.map(|c| c.reason.to_string()).as_deref(), Some("ping timeout"));
+    s.send(json!({ "cmd": "close" }));
+    s.expect(json!({ "event": "leave", "username": "simon" }));
+    s.expect(json!({ "event": "leave", "username": "lisa" }));
+    s.expect(json!({ "event": "close" }));
+}
