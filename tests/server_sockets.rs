@@ -747,3 +747,39 @@ fn a_wake_sent_before_poll_blocks_is_not_lost() {
          and blocked for {waited:?}; with poll(None) it would block until network input arrives"
     );
 }
+
+#[test]
+fn a_slow_reader_is_disconnected_and_everyone_else_keeps_receiving() {
+    let h = Harness::start(|c| {
+        c.ping_interval = None;
+        c.max_queued_bytes = 64 * 1024;
+    });
+    let mut reader = h.linked("reader");
+    let mut slow = h.linked("slow");
+    reader.expect_frames(&[joined("slow"), linked("slow")]);
+    // `slow` never reads: the kernel's socket buffers fill, then its queue passes 64 KiB.
+    let chunk = Message::new("bulk/data", Some(json!("x".repeat(8 * 1024))));
+    let expected = frame("bulk/data", Some(json!("x".repeat(8 * 1024))));
+    let started = Instant::now();
+    let mut delivered = 0;
+    // `reader` keeps receiving every frame until it is told that `slow` was unlinked.
+    loop {
+        h.server.send("slow", &chunk).ok();
+        h.server.send("reader", &chunk).unwrap();
+        let text = reader.recv_text();
+        if text == unlinked("slow") {
+            break;
+        }
+        assert!(text == expected, "unexpected frame of {} bytes: {:.80}", text.len(), text);
+        delivered += 1;
+        assert!(started.elapsed() < Duration::from_secs(20), "the slow reader was never disconnected");
+    }
+    assert!(delivered > 8, "the queue limit is on bytes queued beyond what the socket took");
+    h.expect(ServerEvent::Unlink { username: "slow".into() });
+    assert_eq!(h.users(), [("reader".to_string(), true), ("slow".to_string(), false)]);
+    // Its socket was closed by the server: after the queued data, the stream ends.
+    let (_frames, close) = slow.recv_until_closed();
+    if let Some(close) = close {
+        assert_eq!(close.code, CloseCode::Policy);
+    }
+}

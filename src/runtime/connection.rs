@@ -47,6 +47,8 @@ pub struct ConnectionSettings {
 
 /// How long a closing connection may take to write its last frames.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long a connection killed for not reading may take to write its close frame.
+const KILL_GRACE: Duration = Duration::from_millis(100);
 /// Most frames written before one flush.
 const WRITE_BATCH: usize = 256;
 
@@ -176,6 +178,16 @@ pub async fn run<S>(
             interval
         });
         let mut batch: Vec<Outgoing> = Vec::with_capacity(16);
+        // Resolves when the writer must stop whatever it is doing. A write to a peer that does
+        // not read may wait forever, so every write races with this; cancelling a write is safe
+        // (what tungstenite buffered stays buffered for the last flush).
+        let must_stop = || async {
+            tokio::select! {
+                _ = shared.kill.wait() => {}
+                _ = reader_done.wait() => {}
+                _ = shutdown.wait() => {}
+            }
+        };
         let close: (CloseCode, &str) = loop {
             tokio::select! {
                 biased;
@@ -187,7 +199,12 @@ pub async fn run<S>(
                 _ = shutdown.wait() => break (CloseCode::Away, "server closing"),
                 n = rx.recv_many(&mut batch, WRITE_BATCH) => {
                     if n == 0 { break (CloseCode::Normal, ""); }
-                    match write_batch(&mut sink, &mut batch, &shared).await {
+                    let written = tokio::select! {
+                        biased;
+                        _ = must_stop() => continue,
+                        written = write_batch(&mut sink, &mut batch, &shared) => written,
+                    };
+                    match written {
                         Ok(Some(close)) => break close,
                         Ok(None) => {}
                         Err(_) => break (CloseCode::Abnormal, ""),
@@ -197,14 +214,21 @@ pub async fn run<S>(
                     if !pong_received.swap(false, Ordering::AcqRel) {
                         break (CloseCode::Away, "ping timeout");
                     }
-                    if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+                    let sent = tokio::select! {
+                        biased;
+                        _ = must_stop() => continue,
+                        sent = sink.send(WsMessage::Ping(Bytes::new())) => sent,
+                    };
+                    if sent.is_err() {
                         break (CloseCode::Abnormal, "");
                     }
                 }
             }
         };
-        // Last words: frames queued before the close (unless killed), then the close frame.
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        // Last words: frames queued before the close (unless killed), then the close frame. A
+        // killed connection's peer is not reading, so it gets only a moment for the close frame.
+        let grace = if shared.kill.is_fired() { KILL_GRACE } else { CLOSE_GRACE };
+        let _ = tokio::time::timeout(grace, async {
             let mut code = close;
             if !shared.kill.is_fired() {
                 batch.clear();
