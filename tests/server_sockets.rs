@@ -783,3 +783,37 @@ fn a_slow_reader_is_disconnected_and_everyone_else_keeps_receiving() {
         assert_eq!(close.code, CloseCode::Policy);
     }
 }
+
+#[test]
+fn a_host_that_stops_polling_makes_the_server_stop_reading_and_loses_nothing() {
+    let server = Server::new(ServerConfig { ping_interval: None, event_queue_bytes: 64 * 1024, ..Default::default() });
+    let port = server.listen(0).unwrap();
+    assert_eq!(server.poll(Some(TIMEOUT)), Some(ServerEvent::Listen { port }));
+    let mut client = connect(&format!("ws://127.0.0.1:{port}/"));
+    client.send_link("flood");
+    assert_eq!(server.poll(Some(TIMEOUT)), Some(ServerEvent::Join { username: "flood".into() }));
+    assert_eq!(server.poll(Some(TIMEOUT)), Some(ServerEvent::Link { username: "flood".into() }));
+    // 16 MiB of messages, far more than the 64 KiB queue and the sockets' buffers: the client's
+    // writes block while the host is not polling, and resume as it drains.
+    const COUNT: usize = 16 * 1024;
+    let filler = "y".repeat(1000);
+    let sender = std::thread::spawn(move || {
+        for i in 0..COUNT {
+            client.send_json(&json!({ "type": "flood/n", "payload": [i, filler] }));
+        }
+        client
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!sender.is_finished(), "the client could write everything while the host was not polling");
+    for i in 0..COUNT {
+        match server.poll(Some(TIMEOUT)) {
+            Some(ServerEvent::Message { username, message }) => {
+                assert_eq!(username, "flood");
+                assert_eq!(message.payload.as_ref().and_then(|p| p[0].as_u64()), Some(i as u64), "message {i} out of order");
+            }
+            other => panic!("message {i}: expected a message, got {other:?}"),
+        }
+    }
+    let _client = sender.join().unwrap();
+    assert_eq!(server.poll(Some(Duration::from_millis(50))), None);
+}
