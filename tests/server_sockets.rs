@@ -80,6 +80,12 @@ impl Harness {
         client
     }
 
+    /// The host's events of a new user linking: join, then link.
+    fn expect_join_and_link(&self, username: &str) {
+        self.expect(ServerEvent::Join { username: username.into() });
+        self.expect(ServerEvent::Link { username: username.into() });
+    }
+
     fn next_event(&self) -> ServerEvent {
         match self.events.recv_timeout(TIMEOUT) {
             Ok(event) => event,
@@ -135,8 +141,7 @@ fn first_and_second_user_link_with_frames_in_protocol_order() {
         r#"{"type":"krmx/joined","payload":{"username":"simon"}}"#,
         r#"{"type":"krmx/linked","payload":{"username":"simon"}}"#,
     ]);
-    h.expect(ServerEvent::Join { username: user("simon") });
-    h.expect(ServerEvent::Link { username: user("simon") });
+    h.expect_join_and_link("simon");
 
     // A user the host joined (never linked) is in the table, unlinked.
     h.server.join("bob").unwrap();
@@ -157,8 +162,7 @@ fn first_and_second_user_link_with_frames_in_protocol_order() {
         r#"{"type":"krmx/joined","payload":{"username":"lisa"}}"#,
         r#"{"type":"krmx/linked","payload":{"username":"lisa"}}"#,
     ]);
-    h.expect(ServerEvent::Join { username: user("lisa") });
-    h.expect(ServerEvent::Link { username: user("lisa") });
+    h.expect_join_and_link("lisa");
     assert_eq!(h.users(), vec![(user("simon"), true), (user("bob"), false), (user("lisa"), true)]);
 
     // Nothing else was sent to anyone.
@@ -211,8 +215,7 @@ fn link_requests_are_rejected_with_the_exact_reasons_and_the_socket_stays_open()
     // Still open: a good request on the same socket links (another patch version is fine).
     c.send_text(&link_message("simon", "0.5.99", None));
     c.expect_frames(&[accepted(), joined("simon"), linked("simon")]);
-    h.expect(ServerEvent::Join { username: user("simon") });
-    h.expect(ServerEvent::Link { username: user("simon") });
+    h.expect_join_and_link("simon");
 
     // Already linked.
     let mut other = h.connect("other");
@@ -241,8 +244,7 @@ fn invalid_messages_from_an_unlinked_connection_are_rejected_and_it_may_still_li
     h.expect_no_event(Duration::from_millis(50));
 
     c.link("simon");
-    h.expect(ServerEvent::Join { username: user("simon") });
-    h.expect(ServerEvent::Link { username: user("simon") });
+    h.expect_join_and_link("simon");
 }
 
 #[test]
@@ -275,8 +277,7 @@ fn binary_frames_holding_json_are_read_as_messages() {
     let mut c = h.connect("binary");
     c.send_binary(br#"{"type":"krmx/link","payload":{"username":"simon","version":"0.5.4"}}"#);
     c.expect_frames(&[accepted(), joined("simon"), linked("simon")]);
-    h.expect(ServerEvent::Join { username: user("simon") });
-    h.expect(ServerEvent::Link { username: user("simon") });
+    h.expect_join_and_link("simon");
 
     c.send_binary(br#"{"type":"move","payload":{"x":1,"y":[2,3]}}"#);
     h.expect(ServerEvent::Message { username: user("simon"), message: msg("move", Some(json!({ "x": 1, "y": [2, 3] }))) });
@@ -389,8 +390,7 @@ fn host_unlink_keeps_the_socket_open_and_host_kick_makes_the_user_leave() {
     lisa.send_link("lisa");
     lisa.expect_frames(&[accepted(), joined("simon"), linked("simon"), joined("lisa"), linked("lisa")]);
     simon.expect_frames(&[joined("lisa"), linked("lisa")]);
-    h.expect(ServerEvent::Join { username: user("lisa") });
-    h.expect(ServerEvent::Link { username: user("lisa") });
+    h.expect_join_and_link("lisa");
 }
 
 #[test]
@@ -506,8 +506,7 @@ fn authentication_accept() {
 
     h.server.authenticate(request_id, Ok(())).unwrap();
     c.expect_frames(&[accepted(), joined("simon"), linked("simon")]);
-    h.expect(ServerEvent::Join { username: user("simon") });
-    h.expect(ServerEvent::Link { username: user("simon") });
+    h.expect_join_and_link("simon");
     assert_eq!(h.server.authenticate(request_id, Ok(())).unwrap_err().kind, ErrorKind::UnknownRequest);
 
     // An existing user relinking: is_new_user false, no auth.
@@ -607,12 +606,10 @@ fn path_and_query_requirements_are_checked_on_the_handshake() {
 
     let mut ok = connect(&h.url_with("/game?krmx=1&token=a")).labelled("ok");
     ok.link("simon");
-    h.expect(ServerEvent::Join { username: user("simon") });
-    h.expect(ServerEvent::Link { username: user("simon") });
+    h.expect_join_and_link("simon");
     let mut ok2 = connect(&h.url_with("/game?token=&x=y&krmx=1")).labelled("ok2");
     ok2.link("lisa");
-    h.expect(ServerEvent::Join { username: user("lisa") });
-    h.expect(ServerEvent::Link { username: user("lisa") });
+    h.expect_join_and_link("lisa");
 }
 
 #[test]
