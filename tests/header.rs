@@ -17,3 +17,9 @@ fn header_version_matches_the_crate() {
     let expected = format!("#define KRMX_VERSION \"{}\"", env!("CARGO_PKG_VERSION"));
     assert!(committed.contains(&expected), "missing {expected}");
 }
+
+#[test]
+fn krmx_version_matches_the_header_macro() {
+    let version = unsafe { std::ffi::CStr::from_ptr(krmx::ffi::krmx_version()) }.to_str().unwrap();
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+}
