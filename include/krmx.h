@@ -3,7 +3,7 @@
  * every language that can call C.
  *
  * Conventions
- * - Handles (KrmxServer) are opaque. The caller owns what krmx_*_new returns and releases it with
+ * - Handles (KrmxServer, KrmxClient) are opaque. The caller owns what krmx_*_new returns and releases it with
  *   krmx_*_free; krmx_*_free(NULL) does nothing.
  * - Every function returns a KrmxResult. KRMX_OK (0) is success, KRMX_NO_EVENT (1) is a poll that
  *   found nothing; every other value is an error. Numbers are stable and never reused.
@@ -16,9 +16,11 @@
  *   Nothing needs freeing per event, and nothing calls back into the host.
  * - Threads: the library runs its I/O on one shared internal runtime. A handle's functions may be
  *   called from any thread (they are serialized internally); poll from one thread at a time.
- *   krmx_server_wake() interrupts a waiting poll from another thread.
+ *   krmx_server_wake() and krmx_client_wake() interrupt a waiting poll from another thread.
+ *   A thousand clients in one process still share the same few I/O threads.
  * - The protocol itself runs inside the calls (mostly in poll): the host sees exactly the events it
  *   has polled, and a call that cannot be done (sending to a user who is not linked) fails at once.
+ *   A client's reconnect timers run inside krmx_client_poll too: keep polling while reconnecting.
  */
 
 
@@ -112,14 +114,54 @@ enum KrmxEventKind
   // A custom message: `message_type`, and `payload` as JSON text (NULL when the message had none);
   // on the server also `username`, its sender.
   KRMX_EVENT_MESSAGE = 7,
-  // Closed: the server stopped (every user left, every socket closed).
+  // Closed. Server: it stopped (every user left, every socket closed). Client: the connection
+  // is closed for good, `reason` says why (the host disconnected, the server went away, the
+  // first connect failed, or reconnecting gave up).
   KRMX_EVENT_CLOSE = 8,
+  // Client: the WebSocket is open (also after each successful reconnect); `krmx_client_link` may
+  // follow.
+  KRMX_EVENT_CONNECT = 9,
+  // Client: the server accepted the link; the client is linked and the user table holds itself.
+  KRMX_EVENT_ACCEPT = 10,
+  // Client: the server rejected the link; `reason` is the server's reason.
+  KRMX_EVENT_REJECT = 11,
+  // Client (reconnect on): the connection was lost, or a re-link was refused because the server
+  // still holds the old link. Attempt `attempt` starts after `delay_ms`; `reason` says what
+  // happened. The user table is empty until the client is back.
+  KRMX_EVENT_RECONNECTING = 12,
+  // Client (reconnect on): back after KRMX_EVENT_RECONNECTING: connected again and, when it was
+  // linked, re-linked with the same username and auth (JOIN and LINK events rebuild the table).
+  KRMX_EVENT_RECONNECT = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum KrmxEventKind KrmxEventKind;
 #else
 typedef int32_t KrmxEventKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// The client's lifecycle. Numbers are stable. While reconnecting the client is CONNECTING
+// (waiting or dialing), then LINKING while it re-links.
+enum KrmxClientStatus
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  KRMX_CLIENT_STATUS_INITIALIZING = 0,
+  KRMX_CLIENT_STATUS_CONNECTING = 1,
+  KRMX_CLIENT_STATUS_CONNECTED = 2,
+  KRMX_CLIENT_STATUS_LINKING = 3,
+  KRMX_CLIENT_STATUS_LINKED = 4,
+  KRMX_CLIENT_STATUS_UNLINKING = 5,
+  KRMX_CLIENT_STATUS_CLOSING = 6,
+  KRMX_CLIENT_STATUS_CLOSED = 7,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum KrmxClientStatus KrmxClientStatus;
+#else
+typedef int32_t KrmxClientStatus;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -164,8 +206,75 @@ typedef int32_t KrmxQueryKind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// A Krmx client. Opaque: made by `krmx_client_new`, released by `krmx_client_free`.
+typedef struct KrmxClient KrmxClient;
+
 // A Krmx server. Opaque: made by `krmx_server_new`, released by `krmx_server_free`.
 typedef struct KrmxServer KrmxServer;
+
+// How a client behaves. Fill it with `krmx_client_config_default`, then change what you need.
+// Strings are copied by `krmx_client_new`; NULL strings mean "the default".
+typedef struct KrmxClientConfig {
+  // Protocol version sent when linking; the server accepts the same major.minor. NULL: "0.5.5".
+  const char *protocol_version;
+  // When true, a connection that drops without `krmx_client_disconnect` is dialed again after
+  // an exponential backoff with jitter, and re-linked with the same username and auth
+  // (KRMX_EVENT_RECONNECTING, then KRMX_EVENT_RECONNECT). A first connect that fails is not
+  // retried. Default false.
+  bool reconnect;
+  // Backoff of the first attempt; it doubles per attempt up to `reconnect_max_delay_ms`. The
+  // actual delay is between half the backoff and the full backoff. Default 250.
+  uint32_t reconnect_min_delay_ms;
+  // Default 10000.
+  uint32_t reconnect_max_delay_ms;
+  // Attempts before giving up with KRMX_EVENT_CLOSE; 0 never gives up. Default 0.
+  uint32_t reconnect_max_attempts;
+  // When nothing arrives from the server for this long, the connection is closed (and, with
+  // `reconnect`, dialed again). The client pings at half this interval so that a quiet server
+  // answers. Default 10000; 0 turns the check off.
+  uint32_t liveness_timeout_ms;
+  // Resolving, connecting and the WebSocket handshake must finish within this time. Default 10000.
+  uint32_t connect_timeout_ms;
+  // Largest incoming message in bytes; a larger one closes the connection. Default 1048576.
+  uint32_t max_message_bytes;
+  // Most bytes waiting to be written before the connection is closed as stalled. Default 1048576.
+  uint32_t max_queued_bytes;
+  // Most bytes of received messages waiting for the host to poll; past it the socket is not
+  // read until the host catches up. Default 16777216.
+  uint32_t event_queue_bytes;
+} KrmxClientConfig;
+
+// One event, filled in by a poll. The caller owns the struct (usually on its stack); the strings
+// it points to are owned by the handle and stay valid until the next poll or free of that handle.
+// Every string is NUL-terminated UTF-8 and its length (without the NUL) is given too. Fields that
+// do not apply to `kind` are NULL or 0.
+typedef struct KrmxEvent {
+  KrmxEventKind kind;
+  // Server LISTEN: the port listened on.
+  uint16_t port;
+  // Server AUTHENTICATE: whether the user would be new.
+  bool is_new_user;
+  // Server AUTHENTICATE: the id to answer with `krmx_server_authenticate`.
+  uint64_t request_id;
+  const char *username;
+  size_t username_len;
+  // Server AUTHENTICATE: the client's auth string; NULL when it sent none.
+  const char *auth;
+  size_t auth_len;
+  // MESSAGE: the message type (its `type` field).
+  const char *message_type;
+  size_t message_type_len;
+  // MESSAGE: the payload as compact JSON text; NULL when the message had no payload.
+  const char *payload;
+  size_t payload_len;
+  // Client REJECT, CLOSE and RECONNECTING: why, for humans (REJECT: the server's exact reason).
+  const char *reason;
+  size_t reason_len;
+  // Client RECONNECTING: the attempt about to be made, counting from 1.
+  uint32_t attempt;
+  // Client RECONNECTING: milliseconds until that attempt.
+  uint32_t delay_ms;
+} KrmxEvent;
 
 // One query parameter requirement of `KrmxServerConfig.query`.
 typedef struct KrmxQueryRequirement {
@@ -221,37 +330,160 @@ typedef struct KrmxServerConfig {
   void *username_rule_data;
 } KrmxServerConfig;
 
-// One event, filled in by a poll. The caller owns the struct (usually on its stack); the strings
-// it points to are owned by the handle and stay valid until the next poll or free of that handle.
-// Every string is NUL-terminated UTF-8 and its length (without the NUL) is given too. Fields that
-// do not apply to `kind` are NULL or 0.
-typedef struct KrmxEvent {
-  KrmxEventKind kind;
-  // LISTEN: the port listened on.
-  uint16_t port;
-  // AUTHENTICATE: whether the user would be new.
-  bool is_new_user;
-  // AUTHENTICATE: the id to answer with `krmx_server_authenticate`.
-  uint64_t request_id;
-  const char *username;
-  size_t username_len;
-  // AUTHENTICATE: the client's auth string; NULL when it sent none.
-  const char *auth;
-  size_t auth_len;
-  // MESSAGE: the message type (its `type` field).
-  const char *message_type;
-  size_t message_type_len;
-  // MESSAGE: the payload as compact JSON text; NULL when the message had no payload.
-  const char *payload;
-  size_t payload_len;
-} KrmxEvent;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 // The library's version ("0.1.0"), matching `KRMX_VERSION` in the header. Static; never freed.
 const char *krmx_version(void);
+
+// Writes the defaults into `*config`.
+//
+// Errors: KRMX_ERR_NULL_ARGUMENT.
+//
+// # Safety
+// `config` is NULL or valid for writing.
+KrmxResult krmx_client_config_default(struct KrmxClientConfig *config);
+
+// Creates a client (not yet connected). `config` may be NULL for the defaults; it is copied. On
+// success `*out` is the new handle, which the caller owns and releases with `krmx_client_free`.
+// Every client in the process shares the library's I/O threads.
+//
+// Errors: KRMX_ERR_NULL_ARGUMENT (`out`), KRMX_ERR_INVALID_UTF8 (a config string),
+// KRMX_ERR_INVALID_ARGUMENT (a config value out of range).
+//
+// # Safety
+// `config` is NULL or a valid config whose pointers are valid for the call; `out` is valid for writing.
+KrmxResult krmx_client_new(const struct KrmxClientConfig *config,
+                           struct KrmxClient **out);
+
+// Connects to `url`, a `ws://host:port/path?query` URL (copied). Returns at once: poll for
+// KRMX_EVENT_CONNECT, or KRMX_EVENT_CLOSE (with `reason`) when the server cannot be reached.
+// A closed client may connect again.
+//
+// Errors: KRMX_ERR_INVALID_ARGUMENT (not a ws:// URL; wss:// is not supported),
+// KRMX_ERR_WRONG_STATUS (not initializing or closed), KRMX_ERR_INVALID_UTF8.
+//
+// # Safety
+// `client` is NULL or a handle from `krmx_client_new` not yet freed; `url` is NULL or NUL-terminated.
+KrmxResult krmx_client_connect(struct KrmxClient *client,
+                               const char *url);
+
+// Asks to link to `username`, with `auth` (NULL: none) for the server's authentication; both are
+// copied. KRMX_EVENT_ACCEPT or KRMX_EVENT_REJECT (with the server's reason) follows.
+//
+// Errors: KRMX_ERR_WRONG_STATUS (not connected), KRMX_ERR_NULL_ARGUMENT, KRMX_ERR_INVALID_UTF8.
+//
+// # Safety
+// As for `krmx_client_connect`; strings are NULL or NUL-terminated.
+KrmxResult krmx_client_link(struct KrmxClient *client, const char *username, const char *auth);
+
+// Asks to unlink; the connection stays open. KRMX_EVENT_UNLINK naming this client follows.
+//
+// Errors: KRMX_ERR_WRONG_STATUS (not linked).
+//
+// # Safety
+// As for `krmx_client_connect`.
+KrmxResult krmx_client_unlink(struct KrmxClient *client);
+
+// Asks to leave: the server forgets this user. KRMX_EVENT_UNLINK then KRMX_EVENT_LEAVE naming
+// this client follow; the connection stays open.
+//
+// Errors: KRMX_ERR_WRONG_STATUS (not linked).
+//
+// # Safety
+// As for `krmx_client_connect`.
+KrmxResult krmx_client_leave(struct KrmxClient *client);
+
+// Sends a custom message `{type, payload}` to the server. `payload_json` is JSON text, or NULL for
+// a message without payload. Everything is copied before this returns.
+//
+// Errors: KRMX_ERR_WRONG_STATUS (not linked), KRMX_ERR_RESERVED_TYPE (`krmx/...`),
+// KRMX_ERR_INVALID_JSON, KRMX_ERR_NULL_ARGUMENT (`message_type`), KRMX_ERR_INVALID_UTF8.
+//
+// # Safety
+// As for `krmx_client_connect`; strings are NULL or NUL-terminated.
+KrmxResult krmx_send(struct KrmxClient *client, const char *message_type, const char *payload_json);
+
+// Takes the next event into `*event`, waiting up to `timeout_ms` for one: 0 never waits (call it
+// every frame of a game loop until it returns KRMX_NO_EVENT), a negative value waits as long as
+// it takes. The protocol runs inside this call, reconnect timers included.
+// Returns KRMX_OK when an event was written, KRMX_NO_EVENT when none came in time or
+// `krmx_client_wake` was called (then `event->kind` is KRMX_EVENT_NONE).
+// The event's strings belong to the client and stay valid until the next poll or free of it.
+// Call from one thread at a time.
+//
+// Errors: KRMX_ERR_NULL_ARGUMENT, KRMX_ERR_INVALID_HANDLE.
+//
+// # Safety
+// `client` as for `krmx_client_connect`; `event` is NULL or valid for writing.
+KrmxResult krmx_client_poll(struct KrmxClient *client, struct KrmxEvent *event, int32_t timeout_ms);
+
+// Makes a `krmx_client_poll` that is waiting (or the next one) return KRMX_NO_EVENT at once.
+// Meant to be called from another thread than the polling one.
+//
+// Errors: KRMX_ERR_NULL_ARGUMENT, KRMX_ERR_INVALID_HANDLE.
+//
+// # Safety
+// `client` as for `krmx_client_connect`.
+KrmxResult krmx_client_wake(struct KrmxClient *client);
+
+// Writes the client's status into `*status` (one of `KrmxClientStatus`).
+//
+// # Safety
+// `client` as for `krmx_client_connect`; `status` is NULL or valid for writing.
+KrmxResult krmx_client_status(const struct KrmxClient *client, KrmxClientStatus *status);
+
+// Copies the client's own username (while linking or linked) into `username` (`capacity` bytes,
+// NUL-terminated), its length into `*username_len` (may be NULL).
+//
+// Errors: KRMX_ERR_WRONG_STATUS (not linking or linked), KRMX_ERR_BUFFER_TOO_SMALL (the needed
+// length is still written), KRMX_ERR_NULL_ARGUMENT (`username`).
+//
+// # Safety
+// `username` is valid for `capacity` bytes; `username_len` is NULL or valid for writing.
+KrmxResult krmx_client_username(const struct KrmxClient *client,
+                                char *username,
+                                size_t capacity,
+                                size_t *username_len);
+
+// Writes the number of known users into `*count` (0 unless linked). Users are numbered 0..count
+// in join order, as of the events polled so far.
+//
+// # Safety
+// `client` as for `krmx_client_connect`; `count` is NULL or valid for writing.
+KrmxResult krmx_client_user_count(const struct KrmxClient *client, size_t *count);
+
+// Copies user `index`'s name (NUL-terminated) into `username` (`capacity` bytes), its length into
+// `*username_len` (may be NULL) and whether it is linked into `*is_linked` (may be NULL).
+//
+// Errors: KRMX_ERR_INVALID_ARGUMENT (index out of range), KRMX_ERR_BUFFER_TOO_SMALL (the needed
+// length is still written to `*username_len`), KRMX_ERR_NULL_ARGUMENT (`username`).
+//
+// # Safety
+// `username` is valid for `capacity` bytes; the out pointers are NULL or valid for writing.
+KrmxResult krmx_client_user(const struct KrmxClient *client,
+                            size_t index,
+                            char *username,
+                            size_t capacity,
+                            size_t *username_len,
+                            bool *is_linked);
+
+// Closes the connection (the server unlinks this client's user), or stops reconnecting.
+// KRMX_EVENT_CLOSE follows; the client may connect again after it.
+//
+// Errors: KRMX_ERR_WRONG_STATUS (never connected, closing, or closed).
+//
+// # Safety
+// As for `krmx_client_connect`.
+KrmxResult krmx_client_disconnect(struct KrmxClient *client);
+
+// Releases a client. An open connection is closed (gracefully, on the I/O thread); the host is
+// not told. Strings of the last event become invalid. NULL is a no-op.
+//
+// # Safety
+// `client` is NULL or a handle from `krmx_client_new`; it must not be used again.
+KrmxResult krmx_client_free(struct KrmxClient *client);
 
 // The message of the last error on the calling thread, as NUL-terminated UTF-8; `""` when no
 // call on this thread has failed yet. The pointer is valid until the next failing call on this

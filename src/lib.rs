@@ -3,16 +3,18 @@
 //!
 //! - [`proto`]: the protocol as pure state machines (sans-IO).
 //! - [`runtime`]: the shared I/O thread (tokio + tungstenite) that moves bytes.
-//! - [`Server`]: the host-facing server, driven by polling.
+//! - [`Server`] and [`Client`]: the host-facing server and client, driven by polling.
 //! - `ffi`: the C API declared in `include/krmx.h`.
 
+pub mod client;
 pub mod error;
 pub mod ffi;
 pub mod proto;
 pub mod runtime;
 pub mod server;
 
+pub use client::{Client, ClientConfig, ClientWaker};
 pub use error::{Error, ErrorKind, Result};
 pub use proto::requirements::QueryRequirement;
-pub use proto::{Message, ServerEvent, ServerStatus, User};
+pub use proto::{ClientEvent, ClientStatus, Message, ReconnectPolicy, ServerEvent, ServerStatus, User};
 pub use server::{Server, ServerConfig, ServerWaker};

@@ -63,6 +63,7 @@ fn render(event: &KrmxEvent) -> String {
             text(event.payload, event.payload_len).unwrap_or_else(|| "(none)".into())
         ),
         KRMX_EVENT_CLOSE => "close".into(),
+        client_only => panic!("a server never polls a client event ({client_only:?})"),
     }
 }
 

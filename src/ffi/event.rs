@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::ptr;
 
-use crate::proto::ServerEvent;
+use crate::proto::{ClientEvent, Message, ServerEvent};
 
 /// What happened. Numbers are stable and never reused.
 #[repr(i32)]
@@ -28,8 +28,24 @@ pub enum KrmxEventKind {
     /// A custom message: `message_type`, and `payload` as JSON text (NULL when the message had none);
     /// on the server also `username`, its sender.
     KRMX_EVENT_MESSAGE = 7,
-    /// Closed: the server stopped (every user left, every socket closed).
+    /// Closed. Server: it stopped (every user left, every socket closed). Client: the connection
+    /// is closed for good, `reason` says why (the host disconnected, the server went away, the
+    /// first connect failed, or reconnecting gave up).
     KRMX_EVENT_CLOSE = 8,
+    /// Client: the WebSocket is open (also after each successful reconnect); `krmx_client_link` may
+    /// follow.
+    KRMX_EVENT_CONNECT = 9,
+    /// Client: the server accepted the link; the client is linked and the user table holds itself.
+    KRMX_EVENT_ACCEPT = 10,
+    /// Client: the server rejected the link; `reason` is the server's reason.
+    KRMX_EVENT_REJECT = 11,
+    /// Client (reconnect on): the connection was lost, or a re-link was refused because the server
+    /// still holds the old link. Attempt `attempt` starts after `delay_ms`; `reason` says what
+    /// happened. The user table is empty until the client is back.
+    KRMX_EVENT_RECONNECTING = 12,
+    /// Client (reconnect on): back after KRMX_EVENT_RECONNECTING: connected again and, when it was
+    /// linked, re-linked with the same username and auth (JOIN and LINK events rebuild the table).
+    KRMX_EVENT_RECONNECT = 13,
 }
 
 /// One event, filled in by a poll. The caller owns the struct (usually on its stack); the strings
@@ -40,15 +56,15 @@ pub enum KrmxEventKind {
 #[derive(Debug)]
 pub struct KrmxEvent {
     pub kind: KrmxEventKind,
-    /// LISTEN: the port listened on.
+    /// Server LISTEN: the port listened on.
     pub port: u16,
-    /// AUTHENTICATE: whether the user would be new.
+    /// Server AUTHENTICATE: whether the user would be new.
     pub is_new_user: bool,
-    /// AUTHENTICATE: the id to answer with `krmx_server_authenticate`.
+    /// Server AUTHENTICATE: the id to answer with `krmx_server_authenticate`.
     pub request_id: u64,
     pub username: *const c_char,
     pub username_len: usize,
-    /// AUTHENTICATE: the client's auth string; NULL when it sent none.
+    /// Server AUTHENTICATE: the client's auth string; NULL when it sent none.
     pub auth: *const c_char,
     pub auth_len: usize,
     /// MESSAGE: the message type (its `type` field).
@@ -57,6 +73,13 @@ pub struct KrmxEvent {
     /// MESSAGE: the payload as compact JSON text; NULL when the message had no payload.
     pub payload: *const c_char,
     pub payload_len: usize,
+    /// Client REJECT, CLOSE and RECONNECTING: why, for humans (REJECT: the server's exact reason).
+    pub reason: *const c_char,
+    pub reason_len: usize,
+    /// Client RECONNECTING: the attempt about to be made, counting from 1.
+    pub attempt: u32,
+    /// Client RECONNECTING: milliseconds until that attempt.
+    pub delay_ms: u32,
 }
 
 impl KrmxEvent {
@@ -74,6 +97,10 @@ impl KrmxEvent {
             message_type_len: 0,
             payload: ptr::null(),
             payload_len: 0,
+            reason: ptr::null(),
+            reason_len: 0,
+            attempt: 0,
+            delay_ms: 0,
         }
     }
 }
@@ -85,6 +112,7 @@ pub struct EventStrings {
     auth: Vec<u8>,
     kind: Vec<u8>,
     payload: Vec<u8>,
+    reason: Vec<u8>,
 }
 
 fn store(buffer: &mut Vec<u8>, text: &str) -> (*const c_char, usize) {
@@ -135,13 +163,66 @@ impl EventStrings {
             ServerEvent::Message { username: name, message } => {
                 event.kind = KRMX_EVENT_MESSAGE;
                 username(name, &mut event);
-                (event.message_type, event.message_type_len) = store(&mut self.kind, &message.kind);
-                if let Some(payload) = &message.payload {
-                    (event.payload, event.payload_len) = store(&mut self.payload, &payload.to_string());
-                }
+                self.message(message, &mut event);
             }
             ServerEvent::Close => event.kind = KRMX_EVENT_CLOSE,
         }
         event
+    }
+
+    /// Fills `event` from a client event; the strings live in `self`.
+    pub fn client_event(&mut self, source: &ClientEvent) -> KrmxEvent {
+        use KrmxEventKind::*;
+        let mut event = KrmxEvent::none();
+        let mut username = |name: &str, event: &mut KrmxEvent| {
+            (event.username, event.username_len) = store(&mut self.username, name);
+        };
+        match source {
+            ClientEvent::Connect => event.kind = KRMX_EVENT_CONNECT,
+            ClientEvent::Accept => event.kind = KRMX_EVENT_ACCEPT,
+            ClientEvent::Reject { reason } => {
+                event.kind = KRMX_EVENT_REJECT;
+                (event.reason, event.reason_len) = store(&mut self.reason, reason);
+            }
+            ClientEvent::Join { username: name } => {
+                event.kind = KRMX_EVENT_JOIN;
+                username(name, &mut event);
+            }
+            ClientEvent::Link { username: name } => {
+                event.kind = KRMX_EVENT_LINK;
+                username(name, &mut event);
+            }
+            ClientEvent::Unlink { username: name } => {
+                event.kind = KRMX_EVENT_UNLINK;
+                username(name, &mut event);
+            }
+            ClientEvent::Leave { username: name } => {
+                event.kind = KRMX_EVENT_LEAVE;
+                username(name, &mut event);
+            }
+            ClientEvent::Message { message } => {
+                event.kind = KRMX_EVENT_MESSAGE;
+                self.message(message, &mut event);
+            }
+            ClientEvent::Reconnecting { attempt, delay, why } => {
+                event.kind = KRMX_EVENT_RECONNECTING;
+                event.attempt = *attempt;
+                event.delay_ms = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
+                (event.reason, event.reason_len) = store(&mut self.reason, why);
+            }
+            ClientEvent::Reconnect => event.kind = KRMX_EVENT_RECONNECT,
+            ClientEvent::Close { why } => {
+                event.kind = KRMX_EVENT_CLOSE;
+                (event.reason, event.reason_len) = store(&mut self.reason, why);
+            }
+        }
+        event
+    }
+
+    fn message(&mut self, message: &Message, event: &mut KrmxEvent) {
+        (event.message_type, event.message_type_len) = store(&mut self.kind, &message.kind);
+        if let Some(payload) = &message.payload {
+            (event.payload, event.payload_len) = store(&mut self.payload, &payload.to_string());
+        }
     }
 }

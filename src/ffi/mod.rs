@@ -5,6 +5,7 @@
 //! explains the last error; every export runs inside a panic boundary; events are plain structs
 //! whose strings the handle owns until the next poll.
 
+pub mod client;
 pub mod event;
 pub mod result;
 pub mod server;

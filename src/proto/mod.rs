@@ -4,11 +4,13 @@
 //! application. The runtime (`crate::runtime`) moves the bytes; the host-facing API drives these
 //! machines from the host's own thread.
 
+pub mod client;
 pub mod message;
 pub mod requirements;
 pub mod server;
 pub mod username;
 pub mod version;
 
+pub use client::{ClientCore, ClientCoreConfig, ClientEvent, ClientOutput, ClientStatus, ReconnectPolicy};
 pub use message::{Message, MessageError};
 pub use server::{ConnectionId, Output, ServerCore, ServerCoreConfig, ServerEvent, ServerStatus, User};

@@ -39,7 +39,8 @@ pub enum NetEvent {
 /// Per-connection limits and timers.
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
-    /// Ping every interval; a peer that has not answered the previous ping by the next is closed.
+    /// Ping every interval; a peer that has sent nothing (no pong, no frame) since the previous
+    /// ping is closed.
     pub ping_interval: Option<Duration>,
     /// Most bytes queued for writing before the connection is closed as a slow reader.
     pub max_queued_bytes: usize,
@@ -49,6 +50,8 @@ pub struct ConnectionSettings {
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How long a connection killed for not reading may take to write its close frame.
 const KILL_GRACE: Duration = Duration::from_millis(100);
+/// The close reason (and the start of the why) when a peer fell silent.
+const PING_TIMEOUT: &str = "ping timeout";
 /// Most frames written before one flush.
 const WRITE_BATCH: usize = 256;
 
@@ -126,7 +129,7 @@ pub async fn run<S>(
         return;
     }
     let (mut sink, mut stream) = ws.split();
-    let pong_received = AtomicBool::new(true);
+    let heard_from_peer = AtomicBool::new(true);
     let reader_done = Signal::default();
     let writer_done = Signal::default();
 
@@ -136,15 +139,15 @@ pub async fn run<S>(
                 _ = writer_done.wait() => break "closed by the server".to_string(),
                 next = stream.next() => next,
             };
+            // Anything the peer sends proves it alive, not only a pong.
+            if let Some(Ok(_)) = &next {
+                heard_from_peer.store(true, Ordering::Release);
+            }
             let data = match next {
                 None => break "connection closed".to_string(),
                 Some(Ok(WsMessage::Text(text))) => Bytes::from(text),
                 Some(Ok(WsMessage::Binary(data))) => data,
-                Some(Ok(WsMessage::Pong(_))) => {
-                    pong_received.store(true, Ordering::Release);
-                    continue;
-                }
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Frame(_))) => continue,
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => continue,
                 Some(Ok(WsMessage::Close(frame))) => {
                     break match frame {
                         Some(f) => format!("closed by the peer ({} {})", u16::from(f.code), f.reason),
@@ -196,7 +199,7 @@ pub async fn run<S>(
                     break (CloseCode::Policy, reason);
                 }
                 _ = reader_done.wait() => break (CloseCode::Normal, ""),
-                _ = shutdown.wait() => break (CloseCode::Away, "server closing"),
+                _ = shutdown.wait() => break (CloseCode::Away, "going away"),
                 n = rx.recv_many(&mut batch, WRITE_BATCH) => {
                     if n == 0 { break (CloseCode::Normal, ""); }
                     let written = tokio::select! {
@@ -211,8 +214,8 @@ pub async fn run<S>(
                     }
                 }
                 _ = async { ping.as_mut().unwrap().tick().await }, if ping.is_some() => {
-                    if !pong_received.swap(false, Ordering::AcqRel) {
-                        break (CloseCode::Away, "ping timeout");
+                    if !heard_from_peer.swap(false, Ordering::AcqRel) {
+                        break (CloseCode::Away, PING_TIMEOUT);
                     }
                     let sent = tokio::select! {
                         biased;
@@ -251,7 +254,12 @@ pub async fn run<S>(
     };
 
     let (read_why, write_why) = tokio::join!(reader, writer);
-    let why = write_why.unwrap_or(read_why);
+    let why = match (write_why, settings.ping_interval) {
+        (Some(why), Some(interval)) if why == PING_TIMEOUT => {
+            format!("{PING_TIMEOUT}: nothing heard from the peer for a whole ping interval ({} ms)", interval.as_millis())
+        }
+        (write_why, _) => write_why.unwrap_or(read_why),
+    };
     let _ = inbox.push(NetEvent::Closed { id, why }, 0).await;
 }
 

@@ -2,6 +2,7 @@
 //! reads, writes, pings and keeps handshake and liveness timers; it never runs protocol logic.
 
 pub mod connection;
+pub mod dialer;
 pub mod inbox;
 pub mod listener;
 pub mod signal;
