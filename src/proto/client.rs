@@ -120,7 +120,8 @@ impl ReconnectPolicy {
         let backoff = self.min_delay.saturating_mul(1u32 << doubling.min(31)).min(self.max_delay);
         let half = backoff / 2;
         let half_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        let jitter = if half_nanos == 0 { 0 } else { random % (half_nanos + 1) };
+        // Saturating: a half beyond u64::MAX nanoseconds (~584 years) must not overflow to 0.
+        let jitter = if half_nanos == 0 { 0 } else { random % half_nanos.saturating_add(1) };
         half + Duration::from_nanos(jitter)
     }
 }
@@ -205,7 +206,9 @@ pub struct ClientCore {
 
 impl ClientCore {
     pub fn new(config: ClientCoreConfig) -> Self {
-        let random = config.jitter_seed | 1;
+        // xorshift needs a non-zero state; any other seed is used as is, so that different seeds
+        // give different jitter (`seed | 1` would make 6 and 7 the same).
+        let random = if config.jitter_seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { config.jitter_seed };
         ClientCore {
             config,
             status: ClientStatus::Initializing,
@@ -409,6 +412,11 @@ impl ClientCore {
             krmx::JOINED => {
                 if let Some(name) = username() {
                     let is_self = self.username.as_deref() == Some(name.as_str());
+                    // Moved to the end: after accepted, the table holds only ourselves, and the
+                    // joined messages that follow (step 4) list every user in join order, ourselves
+                    // included; keeping our first place would put us before the users who joined
+                    // earlier.
+                    self.users.shift_remove(&name);
                     self.users.insert(name.clone(), is_self);
                     self.emit(ClientEvent::Join { username: name });
                 }
@@ -422,11 +430,14 @@ impl ClientCore {
             krmx::UNLINKED => {
                 if let Some(name) = username() {
                     if self.username.as_deref() == Some(name.as_str()) {
-                        // Unlinked: at our request, or the server's. Either way not linked now.
+                        // Unlinked: at our request (the intent is already gone), or the server's.
+                        // The intent survives the server's unlink: a server that shuts down
+                        // unlinks (and removes) every user before it closes, and its users should
+                        // come back when it does. The host's next link, unlink, leave or
+                        // disconnect decides otherwise.
                         self.status = ClientStatus::Connected;
                         self.users.clear();
                         self.username = None;
-                        self.intent = None;
                     } else if let Some(linked) = self.users.get_mut(&name) {
                         *linked = false;
                     }
@@ -510,7 +521,9 @@ impl ClientCore {
             return;
         }
         let delay = policy.delay(attempt, self.next_random());
-        self.reconnect = Some(Reconnect { attempt, due: Some(now + delay) });
+        // A delay past what an Instant can hold (only reachable from Rust) means: a day.
+        let due = now.checked_add(delay).unwrap_or(now + Duration::from_secs(86_400));
+        self.reconnect = Some(Reconnect { attempt, due: Some(due) });
         self.emit(ClientEvent::Reconnecting { attempt, delay, why });
     }
 

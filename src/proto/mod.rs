@@ -11,6 +11,6 @@ pub mod server;
 pub mod username;
 pub mod version;
 
-pub use client::{ClientCore, ClientCoreConfig, ClientEvent, ClientOutput, ClientStatus, ReconnectPolicy};
+pub use client::{ClientActionError, ClientCore, ClientCoreConfig, ClientEvent, ClientOutput, ClientStatus, ReconnectPolicy};
 pub use message::{Message, MessageError};
 pub use server::{ConnectionId, Output, ServerCore, ServerCoreConfig, ServerEvent, ServerStatus, User};
