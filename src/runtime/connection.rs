@@ -150,6 +150,7 @@ pub async fn run<S>(
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => continue,
                 Some(Ok(WsMessage::Close(frame))) => {
                     break match frame {
+                        Some(f) if f.reason.is_empty() => format!("closed by the peer ({})", u16::from(f.code)),
                         Some(f) => format!("closed by the peer ({} {})", u16::from(f.code), f.reason),
                         None => "closed by the peer".to_string(),
                     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use krmx::{QueryRequirement, ServerConfig};
+use krmx::{ClientConfig, QueryRequirement, ReconnectPolicy, ServerConfig};
 
 pub struct ServeArgs {
     pub port: u16,
@@ -52,5 +52,64 @@ impl ServeArgs {
             }
         }
         Ok(parsed)
+    }
+}
+
+pub struct ConnectArgs {
+    pub url: String,
+    /// Link at once after the first connect.
+    pub username: Option<String>,
+    pub auth: Option<String>,
+    pub config: ClientConfig,
+}
+
+/// The reconnect policy, turned on (with the defaults) if it was off: every reconnect option implies
+/// `--reconnect`.
+fn policy(config: &mut ClientConfig) -> &mut ReconnectPolicy {
+    config.reconnect.get_or_insert_with(ReconnectPolicy::default)
+}
+
+impl ConnectArgs {
+    pub fn parse(args: &[String]) -> Result<ConnectArgs, String> {
+        let mut url = None;
+        let mut username = None;
+        let mut auth = None;
+        let mut config = ClientConfig::default();
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            match flag.as_str() {
+                "--username" => username = Some(value(&mut it, flag)?.to_string()),
+                "--auth" => auth = Some(value(&mut it, flag)?.to_string()),
+                "--protocol-version" => config.protocol_version = value(&mut it, flag)?.to_string(),
+                "--reconnect" => {
+                    policy(&mut config);
+                }
+                "--reconnect-min-ms" => policy(&mut config).min_delay = Duration::from_millis(number(value(&mut it, flag)?, flag)?),
+                "--reconnect-max-ms" => policy(&mut config).max_delay = Duration::from_millis(number(value(&mut it, flag)?, flag)?),
+                "--reconnect-attempts" => policy(&mut config).max_attempts = number(value(&mut it, flag)?, flag)?,
+                "--liveness-ms" => {
+                    let ms: u64 = number(value(&mut it, flag)?, flag)?;
+                    config.liveness_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+                }
+                "--connect-timeout-ms" => {
+                    let ms: u64 = number(value(&mut it, flag)?, flag)?;
+                    if ms == 0 {
+                        return Err(format!("{flag} must be more than 0"));
+                    }
+                    config.connect_timeout = Duration::from_millis(ms);
+                }
+                "--max-message-bytes" => config.max_message_size = number(value(&mut it, flag)?, flag)?,
+                other if other.starts_with('-') => return Err(format!("unknown option {other:?}")),
+                other => {
+                    if url.is_some() {
+                        return Err(format!("unexpected argument {other:?}"));
+                    }
+                    krmx::runtime::dialer::check_url(other)?;
+                    url = Some(other.to_string());
+                }
+            }
+        }
+        let url = url.ok_or("connect needs a URL (ws://host:port/path)")?;
+        Ok(ConnectArgs { url, username, auth, config })
     }
 }

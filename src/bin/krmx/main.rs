@@ -1,12 +1,14 @@
-//! `krmx`: the Krmx server (and, later, client) on the command line, scriptable in JSON lines.
+//! `krmx`: the Krmx server and client on the command line, scriptable in JSON lines.
 
 mod args;
+mod connect;
 mod output;
 mod serve;
 mod signals;
 
 const USAGE: &str = "\
-usage: krmx serve [options]     run a Krmx server (events on stdout, commands on stdin, JSON lines)
+usage: krmx serve [options]        run a Krmx server (events on stdout, commands on stdin, JSON lines)
+       krmx connect URL [options]  run a Krmx client connected to URL (ws://host:port/path?query), likewise
 
 serve options:
   --host ADDR               address to listen on (default 127.0.0.1)
@@ -22,6 +24,19 @@ serve options:
   --max-message-bytes N     largest incoming message (default 1048576)
   --relay                   broadcast every custom message unchanged to every linked user
 
+connect options (commands: link, send, unlink, leave, users, disconnect; exits after the close
+event, with 0 when it disconnected on request, else 1):
+  --username U              link as U at once after connecting
+  --auth A                  auth string sent with that link
+  --protocol-version V      protocol version to link with (default 0.5.5)
+  --reconnect               reconnect (and re-link) when the connection drops
+  --reconnect-min-ms N      first reconnect backoff (default 250; implies --reconnect)
+  --reconnect-max-ms N      largest reconnect backoff (default 10000; implies --reconnect)
+  --reconnect-attempts N    give up after N attempts in a row (default 0 = never; implies --reconnect)
+  --liveness-ms N           close when nothing arrives for N ms (default 10000; 0 = off)
+  --connect-timeout-ms N    how long a connect may take (default 10000)
+  --max-message-bytes N     largest incoming message (default 1048576)
+
   krmx --help | --version
 ";
 
@@ -30,6 +45,10 @@ fn main() {
     let code = match args.first().map(String::as_str) {
         Some("serve") => match args::ServeArgs::parse(&args[1..]) {
             Ok(serve_args) => serve::run(serve_args),
+            Err(e) => usage_error(&e),
+        },
+        Some("connect") => match args::ConnectArgs::parse(&args[1..]) {
+            Ok(connect_args) => connect::run(connect_args),
             Err(e) => usage_error(&e),
         },
         Some("--version" | "-V") => {

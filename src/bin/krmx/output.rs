@@ -1,8 +1,9 @@
-//! Events as JSON lines on stdout, one object per line, flushed at once.
+//! Events as JSON lines on stdout, one object per line, flushed at once (`krmx serve` and
+//! `krmx connect`).
 
 use std::io::Write;
 
-use krmx::{ServerEvent, User};
+use krmx::{ClientEvent, ServerEvent, User};
 use serde_json::{json, Value};
 
 pub fn print(line: Value) {
@@ -37,5 +38,25 @@ pub fn server_event(event: &ServerEvent) -> Value {
             json!({ "event": "message", "username": username, "message": message.to_value() })
         }
         ServerEvent::Close => json!({ "event": "close" }),
+    }
+}
+
+/// `username`: the client's own, named by the accept line.
+pub fn client_event(event: &ClientEvent, username: Option<&str>) -> Value {
+    match event {
+        ClientEvent::Connect => json!({ "event": "connect" }),
+        ClientEvent::Accept => json!({ "event": "accept", "username": username }),
+        ClientEvent::Reject { reason } => json!({ "event": "reject", "reason": reason }),
+        ClientEvent::Join { username } => json!({ "event": "join", "username": username }),
+        ClientEvent::Link { username } => json!({ "event": "link", "username": username }),
+        ClientEvent::Unlink { username } => json!({ "event": "unlink", "username": username }),
+        ClientEvent::Leave { username } => json!({ "event": "leave", "username": username }),
+        ClientEvent::Message { message } => json!({ "event": "message", "message": message.to_value() }),
+        ClientEvent::Reconnecting { attempt, delay, why } => json!({
+            "event": "reconnecting", "attempt": attempt,
+            "delayMs": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "reason": why,
+        }),
+        ClientEvent::Reconnect => json!({ "event": "reconnect" }),
+        ClientEvent::Close { why } => json!({ "event": "close", "reason": why }),
     }
 }

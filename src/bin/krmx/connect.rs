@@ -1,0 +1,161 @@
+//! `krmx connect`: a Krmx client driven by JSON-line commands on stdin, reporting JSON-line events
+//! on stdout. Built on the public Rust API ([`krmx::Client`]), the same engine the C API exposes.
+
+use std::io::BufRead;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+use krmx::{Client, ClientEvent, Message};
+use serde_json::Value;
+
+use crate::args::ConnectArgs;
+use crate::output;
+use crate::signals;
+
+/// A line of stdin, or a termination signal.
+enum Command {
+    Line(String),
+    Terminate,
+}
+
+/// What the loop remembers between events.
+struct Session {
+    client: Arc<Client>,
+    /// The username of the last link asked for: the one an accept confirms (a re-link after a
+    /// reconnect uses the same).
+    username: Option<String>,
+    /// The host asked to disconnect (command or signal): the close that follows is a success.
+    disconnecting: bool,
+}
+
+pub fn run(args: ConnectArgs) -> i32 {
+    let (commands_tx, commands) = crossbeam_channel::unbounded::<Command>();
+    let signal_count = Arc::new(AtomicUsize::new(0));
+    let client = Arc::new(Client::new(args.config));
+    {
+        let commands_tx = commands_tx.clone();
+        let waker = client.waker();
+        let signal_count = signal_count.clone();
+        signals::on_termination(Arc::new(move || {
+            // A second signal while disconnecting means: stop now.
+            if signal_count.fetch_add(1, Ordering::SeqCst) > 0 {
+                std::process::exit(130);
+            }
+            let _ = commands_tx.send(Command::Terminate);
+            waker.wake();
+        }));
+    }
+    if let Err(e) = client.connect(&args.url) {
+        // The URL was checked with the options; this is not expected.
+        eprintln!("krmx: {e}");
+        output::error(&e);
+        return 2;
+    }
+    eprintln!("krmx: connecting to {} (stop with Ctrl-C)", args.url);
+    spawn_stdin_reader(commands_tx, client.waker());
+
+    let mut session = Session { client, username: None, disconnecting: false };
+    let mut link_at_once = args.username.map(|username| (username, args.auth));
+    loop {
+        if let Some(event) = session.client.poll(None) {
+            output::print(output::client_event(&event, session.username.as_deref()));
+            match event {
+                ClientEvent::Connect => {
+                    // Only after the first connect: a reconnect re-links by itself.
+                    if let Some((username, auth)) = link_at_once.take() {
+                        session.execute_link(&username, auth.as_deref());
+                    }
+                }
+                ClientEvent::Close { .. } => return if session.disconnecting { 0 } else { 1 },
+                _ => {}
+            }
+        }
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                Command::Line(line) => {
+                    if let Err(e) = session.execute(&line) {
+                        output::error(e);
+                    }
+                }
+                Command::Terminate => {
+                    if let Err(e) = session.disconnect() {
+                        output::error(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads stdin on its own thread. End of input does not stop the client.
+fn spawn_stdin_reader(commands: Sender<Command>, waker: krmx::ClientWaker) {
+    std::thread::Builder::new()
+        .name("krmx-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                if commands.send(Command::Line(line)).is_err() {
+                    break;
+                }
+                waker.wake();
+            }
+        })
+        .expect("cannot start the stdin thread");
+}
+
+impl Session {
+    fn execute_link(&mut self, username: &str, auth: Option<&str>) {
+        if let Err(e) = self.link(username, auth) {
+            output::error(e);
+        }
+    }
+
+    fn link(&mut self, username: &str, auth: Option<&str>) -> Result<(), String> {
+        self.client.link(username, auth).map_err(|e| e.to_string())?;
+        self.username = Some(username.to_string());
+        Ok(())
+    }
+
+    fn disconnect(&mut self) -> Result<(), String> {
+        self.client.disconnect().map_err(|e| e.to_string())?;
+        self.disconnecting = true;
+        Ok(())
+    }
+
+    fn execute(&mut self, line: &str) -> Result<(), String> {
+        let command: Value = serde_json::from_str(line).map_err(|e| format!("command is not JSON: {e}"))?;
+        let cmd = command.get("cmd").and_then(Value::as_str).ok_or("command has no string \"cmd\"")?;
+        match cmd {
+            "link" => {
+                let username = command
+                    .get("username")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| format!("{cmd}: \"username\" must be a string"))?;
+                let auth = match command.get("auth") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(auth)) => Some(auth.as_str()),
+                    Some(_) => return Err(format!("{cmd}: \"auth\" must be a string")),
+                };
+                self.link(username, auth)
+            }
+            "send" => {
+                let value = command.get("message").cloned().ok_or_else(|| format!("{cmd}: \"message\" is missing"))?;
+                let message = Message::from_value(value)
+                    .ok_or_else(|| format!("{cmd}: \"message\" must be an object with a string \"type\""))?;
+                self.client.send(&message).map_err(|e| e.to_string())
+            }
+            "unlink" => self.client.unlink().map_err(|e| e.to_string()),
+            "leave" => self.client.leave().map_err(|e| e.to_string()),
+            "users" => {
+                output::print(output::users(&self.client.users()));
+                Ok(())
+            }
+            "disconnect" => self.disconnect(),
+            other => Err(format!("unknown command {other:?}")),
+        }
+    }
+}
