@@ -479,7 +479,8 @@ KrmxResult krmx_client_user(const struct KrmxClient *client,
 KrmxResult krmx_client_disconnect(struct KrmxClient *client);
 
 // Releases a client. An open connection is closed (gracefully, on the I/O thread); the host is
-// not told. Strings of the last event become invalid. NULL is a no-op.
+// not told. Strings of the last event become invalid. NULL is a no-op; a handle
+// that was already freed (or is not a handle of this kind) gives KRMX_ERR_INVALID_HANDLE.
 //
 // # Safety
 // `client` is NULL or a handle from `krmx_client_new`; it must not be used again.
@@ -655,7 +656,8 @@ KrmxResult krmx_server_status(const struct KrmxServer *server, KrmxServerStatus 
 KrmxResult krmx_server_close(struct KrmxServer *server);
 
 // Releases a server. Open connections are closed (gracefully, on the I/O thread) and the port is
-// released; the host is not told. Strings of the last event become invalid. NULL is a no-op.
+// released; the host is not told. Strings of the last event become invalid. NULL is a no-op; a handle
+// that was already freed (or is not a handle of this kind) gives KRMX_ERR_INVALID_HANDLE.
 //
 // # Safety
 // `server` is NULL or a handle from `krmx_server_new`; it must not be used again.

@@ -5,18 +5,17 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::event::{EventStrings, KrmxEvent};
+use super::handles::{is_live, register, unregister, HandleKind};
 use super::result::{guard, FfiError, KrmxResult, KrmxResult::*};
 use super::strings::{copy_out, optional, required};
 use crate::{Client, ClientConfig, ClientStatus, Message, ReconnectPolicy};
 
 /// A Krmx client. Opaque: made by `krmx_client_new`, released by `krmx_client_free`.
 pub struct KrmxClient {
-    magic: u64,
     client: Client,
     event_strings: Mutex<EventStrings>,
 }
 
-const CLIENT_MAGIC: u64 = 0x6b72_6d78_436c_6e74; // "krmxClnt"
 
 /// The client's lifecycle. Numbers are stable. While reconnecting the client is CONNECTING
 /// (waiting or dialing), then LINKING while it re-links.
@@ -136,11 +135,14 @@ unsafe fn client_config(config: &KrmxClientConfig) -> Result<ClientConfig, FfiEr
 
 /// The live client behind a handle, or the reason there is none.
 unsafe fn handle<'a>(client: *const KrmxClient) -> Result<&'a KrmxClient, FfiError> {
-    let client = client.as_ref().ok_or_else(|| FfiError::null("client"))?;
-    if client.magic != CLIENT_MAGIC {
+    if client.is_null() {
+        return Err(FfiError::null("client"));
+    }
+    if !is_live(client, HandleKind::Client) {
         return Err(FfiError::new(KRMX_ERR_INVALID_HANDLE, "client is not a live krmx client handle"));
     }
-    Ok(client)
+    // SAFETY: the registry holds only live handles of this kind.
+    Ok(&*client)
 }
 
 /// Creates a client (not yet connected). `config` may be NULL for the defaults; it is copied. On
@@ -161,8 +163,7 @@ pub unsafe extern "C" fn krmx_client_new(config: *const KrmxClientConfig, out: *
             Some(config) => client_config(config)?,
             None => ClientConfig::default(),
         };
-        let client = KrmxClient { magic: CLIENT_MAGIC, client: Client::new(config), event_strings: Mutex::default() };
-        *out = Box::into_raw(Box::new(client));
+        *out = register(KrmxClient { client: Client::new(config), event_strings: Mutex::default() }, HandleKind::Client);
         Ok(KRMX_OK)
     })
 }
@@ -405,7 +406,8 @@ pub unsafe extern "C" fn krmx_client_disconnect(client: *mut KrmxClient) -> Krmx
 }
 
 /// Releases a client. An open connection is closed (gracefully, on the I/O thread); the host is
-/// not told. Strings of the last event become invalid. NULL is a no-op.
+/// not told. Strings of the last event become invalid. NULL is a no-op; a handle
+/// that was already freed (or is not a handle of this kind) gives KRMX_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `client` is NULL or a handle from `krmx_client_new`; it must not be used again.
@@ -415,10 +417,12 @@ pub unsafe extern "C" fn krmx_client_free(client: *mut KrmxClient) -> KrmxResult
         if client.is_null() {
             return Ok(KRMX_OK);
         }
-        handle(client)?;
-        let mut owned = Box::from_raw(client);
-        owned.magic = 0;
-        drop(owned);
-        Ok(KRMX_OK)
+        match unregister(client, HandleKind::Client) {
+            Some(owned) => {
+                drop(owned);
+                Ok(KRMX_OK)
+            }
+            None => Err(FfiError::new(KRMX_ERR_INVALID_HANDLE, "client is not a live krmx client handle")),
+        }
     })
 }

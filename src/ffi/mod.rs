@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod event;
+mod handles;
 pub mod result;
 pub mod server;
 mod strings;

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::event::{EventStrings, KrmxEvent};
+use super::handles::{is_live, register, unregister, HandleKind};
 use super::result::{guard, FfiError, KrmxResult, KrmxResult::*};
 use super::strings::{copy_out, optional, required};
 use crate::proto::requirements::QueryRequirement;
@@ -13,12 +14,10 @@ use crate::{Message, Server, ServerConfig, ServerStatus};
 
 /// A Krmx server. Opaque: made by `krmx_server_new`, released by `krmx_server_free`.
 pub struct KrmxServer {
-    magic: u64,
     server: Server,
     event_strings: Mutex<EventStrings>,
 }
 
-const SERVER_MAGIC: u64 = 0x6b72_6d78_5365_7276; // "krmxServ"
 
 /// The server's lifecycle. Numbers are stable.
 #[repr(i32)]
@@ -208,11 +207,14 @@ unsafe fn server_config(config: &KrmxServerConfig) -> Result<ServerConfig, FfiEr
 
 /// The live server behind a handle, or the reason there is none.
 unsafe fn handle<'a>(server: *const KrmxServer) -> Result<&'a KrmxServer, FfiError> {
-    let server = server.as_ref().ok_or_else(|| FfiError::null("server"))?;
-    if server.magic != SERVER_MAGIC {
+    if server.is_null() {
+        return Err(FfiError::null("server"));
+    }
+    if !is_live(server, HandleKind::Server) {
         return Err(FfiError::new(KRMX_ERR_INVALID_HANDLE, "server is not a live krmx server handle"));
     }
-    Ok(server)
+    // SAFETY: the registry holds only live handles of this kind.
+    Ok(&*server)
 }
 
 /// Creates a server (not yet listening). `config` may be NULL for the defaults; it is copied, so
@@ -233,8 +235,7 @@ pub unsafe extern "C" fn krmx_server_new(config: *const KrmxServerConfig, out: *
             Some(config) => server_config(config)?,
             None => ServerConfig::default(),
         };
-        let server = KrmxServer { magic: SERVER_MAGIC, server: Server::new(config), event_strings: Mutex::default() };
-        *out = Box::into_raw(Box::new(server));
+        *out = register(KrmxServer { server: Server::new(config), event_strings: Mutex::default() }, HandleKind::Server);
         Ok(KRMX_OK)
     })
 }
@@ -512,7 +513,8 @@ pub unsafe extern "C" fn krmx_server_close(server: *mut KrmxServer) -> KrmxResul
 }
 
 /// Releases a server. Open connections are closed (gracefully, on the I/O thread) and the port is
-/// released; the host is not told. Strings of the last event become invalid. NULL is a no-op.
+/// released; the host is not told. Strings of the last event become invalid. NULL is a no-op; a handle
+/// that was already freed (or is not a handle of this kind) gives KRMX_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `server` is NULL or a handle from `krmx_server_new`; it must not be used again.
@@ -522,10 +524,12 @@ pub unsafe extern "C" fn krmx_server_free(server: *mut KrmxServer) -> KrmxResult
         if server.is_null() {
             return Ok(KRMX_OK);
         }
-        handle(server)?;
-        let mut owned = Box::from_raw(server);
-        owned.magic = 0;
-        drop(owned);
-        Ok(KRMX_OK)
+        match unregister(server, HandleKind::Server) {
+            Some(owned) => {
+                drop(owned);
+                Ok(KRMX_OK)
+            }
+            None => Err(FfiError::new(KRMX_ERR_INVALID_HANDLE, "server is not a live krmx server handle")),
+        }
     })
 }
