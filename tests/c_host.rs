@@ -1,6 +1,7 @@
-//! C hosts: `include/krmx.h` compiles as C99 and C++ with every warning an error, and a C program
-//! (tests/c/server_host.c) linked with the static library serves real WebSocket clients, under
-//! AddressSanitizer and UndefinedBehaviorSanitizer.
+//! C hosts: `include/krmx.h` compiles as C99 and C++ with every warning an error, and C programs
+//! linked with the static library run under AddressSanitizer (leak detection on) and
+//! UndefinedBehaviorSanitizer: tests/c/server_host.c serves real WebSocket clients, and
+//! tests/c/client_host.c drives the client API against a server of its own.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{frame, joined, left, linked, unlinked};
 use serde_json::json;
@@ -76,9 +77,10 @@ impl Drop for Host {
     }
 }
 
-fn build_host() -> PathBuf {
+/// Compiles `tests/c/<name>.c` with every warning an error and the sanitizers on.
+fn build_c(name: &str) -> PathBuf {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let binary = out.join("server_host");
+    let binary = out.join(name);
     let mut command = Command::new("cc");
     command
         .arg("-std=c99")
@@ -86,7 +88,7 @@ fn build_host() -> PathBuf {
         .args(["-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
         .arg("-I")
         .arg(manifest_dir().join("include"))
-        .arg(manifest_dir().join("tests/c/server_host.c"))
+        .arg(manifest_dir().join(format!("tests/c/{name}.c")))
         .arg(library_dir().join("libkrmx.a"))
         .args(["-lpthread", "-ldl", "-lm", "-o"])
         .arg(&binary);
@@ -117,7 +119,7 @@ fn start_host(binary: &Path) -> Host {
 
 #[test]
 fn a_c_host_serves_real_clients_clean_under_sanitizers() {
-    let binary = build_host();
+    let binary = build_c("server_host");
     let mut host = start_host(&binary);
     host.expect("api-checks-passed");
     let listen = host.next();
@@ -176,5 +178,45 @@ fn a_c_host_serves_real_clients_clean_under_sanitizers() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(host.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(status.success(), "the C host exited with {status}:\n{stderr}");
+    assert!(!stderr.contains("ERROR: AddressSanitizer") && !stderr.contains("runtime error"), "{stderr}");
+}
+
+#[test]
+fn a_c_host_drives_the_client_api_clean_under_sanitizers() {
+    let binary = build_c("client_host");
+    let mut child = Command::new(&binary)
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start the C host");
+    // Read both pipes on threads, so that a full pipe never stalls the host.
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    // A guard against a hang only: the host takes a second or two.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the C client host hung:\n{}", stderr.join().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    assert!(status.success(), "the C client host exited with {status}:\n{stdout}{stderr}");
+    assert_eq!(stdout.trim(), "client-host-passed", "{stderr}");
     assert!(!stderr.contains("ERROR: AddressSanitizer") && !stderr.contains("runtime error"), "{stderr}");
 }

@@ -144,7 +144,10 @@ impl Client {
                 let mut woken = false;
                 while state.events.is_empty() {
                     match self.inbox.try_recv() {
-                        Some(NetEvent::Wake) => woken = true,
+                        Some(NetEvent::Wake) => {
+                            woken = true;
+                            break;
+                        }
                         Some(input) => self.handle(&mut state, input),
                         None => break,
                     }

@@ -14,16 +14,22 @@ pub enum HandleKind {
 
 static LIVE: LazyLock<RwLock<HashSet<(usize, HandleKind)>>> = LazyLock::new(RwLock::default);
 
+/// The registry keeps addresses disguised: a handle the host forgets to free must still look
+/// unreachable to leak checkers (LeakSanitizer, valgrind) scanning our memory for pointers.
+fn key<T>(ptr: *const T, kind: HandleKind) -> (usize, HandleKind) {
+    (!(ptr as usize), kind)
+}
+
 /// Boxes `value` and registers the pointer as a live handle of `kind`.
 pub fn register<T>(value: T, kind: HandleKind) -> *mut T {
     let ptr = Box::into_raw(Box::new(value));
-    LIVE.write().unwrap_or_else(|e| e.into_inner()).insert((ptr as usize, kind));
+    LIVE.write().unwrap_or_else(|e| e.into_inner()).insert(key(ptr, kind));
     ptr
 }
 
 /// Whether `ptr` is a live handle of `kind`.
 pub fn is_live<T>(ptr: *const T, kind: HandleKind) -> bool {
-    LIVE.read().unwrap_or_else(|e| e.into_inner()).contains(&(ptr as usize, kind))
+    LIVE.read().unwrap_or_else(|e| e.into_inner()).contains(&key(ptr, kind))
 }
 
 /// Unregisters `ptr` and gives back ownership, if it was a live handle of `kind`.
@@ -31,7 +37,7 @@ pub fn is_live<T>(ptr: *const T, kind: HandleKind) -> bool {
 /// # Safety
 /// `ptr` was returned by [`register`] with the same `T` and `kind` (checked through the registry).
 pub unsafe fn unregister<T>(ptr: *mut T, kind: HandleKind) -> Option<Box<T>> {
-    let removed = LIVE.write().unwrap_or_else(|e| e.into_inner()).remove(&(ptr as usize, kind));
+    let removed = LIVE.write().unwrap_or_else(|e| e.into_inner()).remove(&key(ptr, kind));
     // SAFETY: only pointers made by `register` for this kind are in the registry.
     removed.then(|| unsafe { Box::from_raw(ptr) })
 }

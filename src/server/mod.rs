@@ -114,7 +114,10 @@ impl Server {
                 let mut woken = false;
                 while state.events.is_empty() {
                     match self.inbox.try_recv() {
-                        Some(NetEvent::Wake) => woken = true,
+                        Some(NetEvent::Wake) => {
+                            woken = true;
+                            break;
+                        }
                         Some(input) => state.handle(input, now),
                         None => break,
                     }
