@@ -9,11 +9,13 @@
 pub mod client;
 pub mod error;
 pub mod ffi;
+mod host;
 pub mod proto;
 pub mod runtime;
 pub mod server;
 
 pub use client::{Client, ClientConfig, ClientWaker};
+pub use host::Waker;
 pub use error::{Error, ErrorKind, Result};
 pub use proto::requirements::QueryRequirement;
 pub use proto::{ClientEvent, ClientStatus, Message, ReconnectPolicy, ServerEvent, ServerStatus, User};

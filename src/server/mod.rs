@@ -7,154 +7,86 @@
 mod config;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use config::ServerConfig;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::proto::server::{Output, ServerCore};
+use crate::host::{Host, Machine, Waker};
+use crate::proto::server::{ActionError, Output, ServerCore};
 use crate::proto::{ConnectionId, Message, ServerEvent, ServerStatus, User};
 use crate::runtime::connection::{ConnectionHandle, NetEvent};
-use crate::runtime::inbox::{inbox, InboxReceiver, InboxSender};
+use crate::runtime::inbox::InboxSender;
 use crate::runtime::listener::{Listener, ListenerSettings};
 
 /// A Krmx server. Every method may be called from any thread; [`Server::poll`] should be called
 /// from one thread at a time (events are delivered once, in order).
 pub struct Server {
-    state: Mutex<State>,
-    inbox: InboxReceiver<NetEvent>,
-    inbox_tx: InboxSender<NetEvent>,
+    host: Host<State>,
 }
 
 struct State {
     core: ServerCore,
     settings: ListenerSettings,
+    inbox_tx: InboxSender<NetEvent>,
     connections: HashMap<ConnectionId, ConnectionHandle>,
     events: VecDeque<ServerEvent>,
     listener: Option<Listener>,
     port: Option<u16>,
-    /// The polling thread is blocked waiting for input: actions from other threads wake it.
-    poller_waiting: bool,
 }
 
 /// Wakes a thread blocked in [`Server::poll`] (which then returns). Cheap to clone; any thread.
-#[derive(Clone)]
-pub struct ServerWaker {
-    inbox_tx: InboxSender<NetEvent>,
-}
-
-impl ServerWaker {
-    pub fn wake(&self) {
-        self.inbox_tx.push_wake(NetEvent::Wake);
-    }
-}
+pub type ServerWaker = Waker;
 
 impl Server {
     pub fn new(config: ServerConfig) -> Server {
         let (core_config, settings, queue_bytes) = config.split();
-        let (inbox_tx, inbox) = inbox(queue_bytes);
-        Server {
-            state: Mutex::new(State {
-                core: ServerCore::new(core_config),
-                settings,
-                connections: HashMap::new(),
-                events: VecDeque::new(),
-                listener: None,
-                port: None,
-                poller_waiting: false,
-            }),
-            inbox,
+        let host = Host::new(queue_bytes, |inbox_tx| State {
+            core: ServerCore::new(core_config),
+            settings,
             inbox_tx,
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves consistent state behind (the core never panics
-        // half-way through a step), so poisoning is ignored.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+            connections: HashMap::new(),
+            events: VecDeque::new(),
+            listener: None,
+            port: None,
+        });
+        Server { host }
     }
 
     /// Starts listening on `port` (0: any free port) of the configured host. Returns the port.
     /// A taken port or a bad address is an error now; the `Listen` event follows on poll.
     pub fn listen(&self, port: u16) -> Result<u16> {
-        let mut state = self.lock();
-        state.core.starting()?;
-        let mut settings = state.settings.clone();
-        settings.port = port;
-        match Listener::start(settings, self.inbox_tx.clone()) {
-            Ok(listener) => {
-                let port = listener.port;
-                state.listener = Some(listener);
-                state.port = Some(port);
-                state.core.listening(port);
-                state.carry_out();
-                Ok(port)
+        self.host.act(|state| {
+            state.core.starting()?;
+            let mut settings = state.settings.clone();
+            settings.port = port;
+            match Listener::start(settings, state.inbox_tx.clone()) {
+                Ok(listener) => {
+                    let port = listener.port;
+                    state.listener = Some(listener);
+                    state.port = Some(port);
+                    state.core.listening(port);
+                    state.carry_out();
+                    Ok(port)
+                }
+                Err(e) => {
+                    state.core.listen_failed();
+                    let host = &state.settings.host;
+                    Err(Error::new(ErrorKind::Io, format!("cannot listen on {host}:{port}: {e}")))
+                }
             }
-            Err(e) => {
-                state.core.listen_failed();
-                let host = &state.settings.host;
-                Err(Error::new(ErrorKind::Io, format!("cannot listen on {host}:{port}: {e}")))
-            }
-        }
+        })
     }
 
     /// The next event, waiting up to `timeout` for one (`None`: wait as long as it takes).
     /// Returns `None` when the time is up or when woken by a [`ServerWaker`].
     pub fn poll(&self, timeout: Option<Duration>) -> Option<ServerEvent> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            let wait_until = {
-                let mut state = self.lock();
-                state.poller_waiting = false;
-                let now = Instant::now();
-                state.core.tick(now);
-                state.carry_out();
-                // A wake already queued counts as much as one that arrives while waiting.
-                let mut woken = false;
-                while state.events.is_empty() {
-                    match self.inbox.try_recv() {
-                        Some(NetEvent::Wake) => {
-                            woken = true;
-                            break;
-                        }
-                        Some(input) => state.handle(input, now),
-                        None => break,
-                    }
-                }
-                if let Some(event) = state.events.pop_front() {
-                    return Some(event);
-                }
-                if woken {
-                    return None;
-                }
-                if deadline.is_some_and(|d| now >= d) {
-                    return None;
-                }
-                state.poller_waiting = true;
-                match (deadline, state.core.next_deadline()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            };
-            match self.inbox.recv_deadline(wait_until) {
-                Some(NetEvent::Wake) => {
-                    let mut state = self.lock();
-                    state.poller_waiting = false;
-                    return state.events.pop_front();
-                }
-                Some(input) => {
-                    let mut state = self.lock();
-                    state.handle(input, Instant::now());
-                }
-                None => {}
-            }
-        }
+        self.host.poll(timeout)
     }
 
     /// A handle that wakes a blocked [`Server::poll`] from another thread.
     pub fn waker(&self) -> ServerWaker {
-        ServerWaker { inbox_tx: self.inbox_tx.clone() }
+        self.host.waker()
     }
 
     /// Answers an `Authenticate` event: `Ok(())` accepts; `Err(reason)` rejects with that reason
@@ -190,57 +122,78 @@ impl Server {
 
     /// Every user leaves, then every connection closes; a `Close` event follows once all are gone.
     pub fn close(&self) -> Result<()> {
-        let mut state = self.lock();
-        state.core.begin_close()?;
-        state.carry_out();
-        match &state.listener {
-            Some(listener) => listener.shutdown(),
-            None => {
-                state.core.closed();
-                state.carry_out();
+        self.host.act(|state| {
+            state.core.begin_close()?;
+            state.carry_out();
+            match &state.listener {
+                Some(listener) => listener.shutdown(),
+                None => {
+                    state.core.closed();
+                    state.carry_out();
+                }
             }
-        }
-        self.wake_poller(&state);
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Users in join order.
     pub fn users(&self) -> Vec<User> {
-        let state = self.lock();
-        state.core.users().map(|(name, is_linked)| User { username: name.to_string(), is_linked }).collect()
+        self.host.read(|state| {
+            state.core.users().map(|(name, is_linked)| User { username: name.to_string(), is_linked }).collect()
+        })
     }
 
     /// The user at `index` in join order.
     pub fn user(&self, index: usize) -> Option<User> {
-        let state = self.lock();
-        state.core.user_at(index).map(|(name, is_linked)| User { username: name.to_string(), is_linked })
+        self.host.read(|state| {
+            state.core.user_at(index).map(|(name, is_linked)| User { username: name.to_string(), is_linked })
+        })
     }
 
     pub fn user_count(&self) -> usize {
-        self.lock().core.user_count()
+        self.host.read(|state| state.core.user_count())
     }
 
     pub fn status(&self) -> ServerStatus {
-        self.lock().core.status()
+        self.host.read(|state| state.core.status())
     }
 
     /// The port listened on, once listening.
     pub fn port(&self) -> Option<u16> {
-        self.lock().port
+        self.host.read(|state| state.port)
     }
 
-    fn act(&self, action: impl FnOnce(&mut ServerCore) -> std::result::Result<(), crate::proto::server::ActionError>) -> Result<()> {
-        let mut state = self.lock();
-        action(&mut state.core)?;
-        state.carry_out();
-        self.wake_poller(&state);
-        Ok(())
+    fn act(&self, action: impl FnOnce(&mut ServerCore) -> std::result::Result<(), ActionError>) -> Result<()> {
+        self.host.act(|state| {
+            action(&mut state.core)?;
+            state.carry_out();
+            Ok(())
+        })
+    }
+}
+
+impl Machine for State {
+    type Event = ServerEvent;
+
+    fn handle(&mut self, input: NetEvent, now: Instant) {
+        State::handle(self, input, now);
     }
 
-    fn wake_poller(&self, state: &State) {
-        if state.poller_waiting && !state.events.is_empty() {
-            self.inbox_tx.push_wake(NetEvent::Wake);
-        }
+    fn tick(&mut self, now: Instant) {
+        self.core.tick(now);
+        self.carry_out();
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.core.next_deadline()
+    }
+
+    fn pop_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 }
 
@@ -285,10 +238,10 @@ impl State {
     }
 }
 
-impl Drop for Server {
+impl Drop for State {
     fn drop(&mut self) {
         // Connections close gracefully on the I/O thread; nothing waits for them here.
-        if let Some(listener) = &self.lock().listener {
+        if let Some(listener) = &self.listener {
             listener.shutdown();
         }
     }
