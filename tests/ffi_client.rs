@@ -1391,3 +1391,23 @@ fn wake_from_another_thread_ends_a_blocking_poll() {
     });
     host.expect(&["unlink alice"]);
 }
+
+// =============================================================================================
+// 10. Pongs: a client whose own liveness check is off sends nothing but pongs, and stays linked
+//     through many of the server's ping intervals (a client that did not answer would be closed
+//     at the second ping, and its user unlinked).
+// =============================================================================================
+
+#[test]
+fn the_client_answers_the_servers_pings() {
+    let _shared = shared();
+    let mut host = Host::start(|config| config.ping_interval_ms = 50);
+    let mut alice = Client::new("alice", |config| config.liveness_timeout_ms = 0);
+    alice.connect_and_link(&host.url(), "alice", &[]);
+    host.expect(&["join alice", "link alice"]);
+    host.expect_nothing(600);
+    alice.expect_nothing(0);
+    assert_eq!(alice.status(), KRMX_CLIENT_STATUS_LINKED);
+    host.send("alice", "still/there", Some("true"));
+    alice.expect(&["message still/there true"]);
+}
