@@ -13,7 +13,8 @@
  *   Strings are NUL-terminated UTF-8; payloads are JSON text.
  * - Events are plain structs the caller provides (KrmxEvent, usually on the stack). The strings
  *   they point to belong to the handle and stay valid until the next poll or free of that handle.
- *   Nothing needs freeing per event, and nothing calls back into the host.
+ *   Nothing needs freeing per event, and nothing calls back into the host (the one exception is
+ *   the username rule a server host may install: KrmxServerConfig.username_rule).
  * - Threads: the library runs its I/O on one shared internal runtime. A handle's functions may be
  *   called from any thread (they are serialized internally); poll from one thread at a time.
  *   krmx_server_wake() and krmx_client_wake() interrupt a waiting poll from another thread.
