@@ -4,29 +4,20 @@
 //! and a clean stop of the server on SIGTERM. Also `make install` and a program built against the
 //! installed library with pkg-config.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::c_build::{library_dir, manifest_dir, run, sanitized, STRICT};
+use common::child::read_lines;
+
 /// A guard against a hang only; nothing here takes more than a few seconds.
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The directory holding this build's `libkrmx.a` and `libkrmx.so` (next to the test executable).
-fn library_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap().to_path_buf();
-    for lib in ["libkrmx.a", "libkrmx.so"] {
-        assert!(deps.join(lib).exists(), "{lib} not found in {}", deps.display());
-    }
-    deps
-}
 
 /// A fresh directory under the target's temporary directory.
 fn fresh_dir(name: &str) -> PathBuf {
@@ -34,13 +25,6 @@ fn fresh_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{command:?} failed:\n{text}{}", String::from_utf8_lossy(&output.stderr));
-    text
 }
 
 /// `make -C examples-c ...` with the library of this build.
@@ -65,24 +49,13 @@ struct Example {
 
 impl Example {
     fn start(bin: &Path, program: &str, args: &[&str]) -> Example {
-        let mut child = Command::new(bin.join(program))
-            .args(args)
-            .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-            .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        let mut child = sanitized(Command::new(bin.join(program)).args(args))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = read_lines(child.stdout.take().unwrap(), None);
         let mut stderr = child.stderr.take().unwrap();
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
@@ -275,7 +248,7 @@ int main(void) {
     // Shared: `cc app.c $(pkg-config --cflags --libs krmx)`, found at run time in PREFIX/lib.
     let shared = out.join("hello_shared");
     let mut command = Command::new("cc");
-    command.args(["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]).arg(&source);
+    command.arg("-std=c99").args(STRICT).arg(&source);
     command.args(pkg_config(&["--cflags", "--libs"])).arg("-o").arg(&shared);
     run(&mut command);
     assert_eq!(run(Command::new(&shared).env("LD_LIBRARY_PATH", prefix.join("lib"))), expected);
@@ -283,7 +256,7 @@ int main(void) {
     // Static: libkrmx.a plus the system libraries of `pkg-config --static` (Libs.private).
     let static_binary = out.join("hello_static");
     let mut command = Command::new("cc");
-    command.args(["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]).arg(&source);
+    command.arg("-std=c99").args(STRICT).arg(&source);
     command.args(pkg_config(&["--cflags"]));
     let libs = pkg_config(&["--static", "--libs"]);
     assert!(libs.iter().any(|l| l == "-lpthread"), "{libs:?}");

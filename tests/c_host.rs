@@ -5,38 +5,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::c_build::{library_dir, manifest_dir, run, sanitized, STRICT};
+use common::child::read_lines;
 use common::{frame, joined, left, linked, unlinked};
 use serde_json::json;
-
-const STRICT: [&str; 4] = ["-Wall", "-Wextra", "-Wpedantic", "-Werror"];
-
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The directory holding this build's `libkrmx.a` (next to the test executable).
-fn library_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap().to_path_buf();
-    assert!(deps.join("libkrmx.a").exists(), "libkrmx.a not found in {}", deps.display());
-    deps
-}
-
-fn run(command: &mut Command) {
-    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 #[test]
 fn header_compiles_as_strict_c99_c11_and_cpp() {
@@ -97,23 +74,13 @@ fn build_c(name: &str) -> PathBuf {
 }
 
 fn start_host(binary: &Path) -> Host {
-    let mut child = Command::new(binary)
-        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+    let mut child = sanitized(&mut Command::new(binary))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("cannot start the C host");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = read_lines(child.stdout.take().unwrap(), None);
     Host { child, lines }
 }
 
@@ -184,9 +151,7 @@ fn a_c_host_serves_real_clients_clean_under_sanitizers() {
 #[test]
 fn a_c_host_drives_the_client_api_clean_under_sanitizers() {
     let binary = build_c("client_host");
-    let mut child = Command::new(&binary)
-        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+    let mut child = sanitized(&mut Command::new(&binary))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -4,21 +4,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::cli::{ev, Krmx};
 use common::*;
 use serde_json::{json, Value};
 
-/// A running `krmx serve --port 0 ...`, killed on drop.
+/// A running `krmx serve --port 0 ...` (killed on drop) and the port it listens on. It is a
+/// [`Krmx`] child for everything else (its lines, commands, signals and exit).
 struct Serve {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
+    krmx: Krmx,
     port: u16,
 }
 
@@ -29,47 +26,8 @@ impl Serve {
 
     /// `with_stdin`: a pipe the test writes commands to; otherwise stdin is /dev/null (closed).
     fn start_with(args: &[&str], with_stdin: bool) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_krmx"))
-            .arg("serve")
-            .args(["--port", "0"])
-            .args(args)
-            .stdin(if with_stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot start krmx serve");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        {
-            let stderr = stderr.clone();
-            let mut pipe = child.stderr.take().unwrap();
-            std::thread::spawn(move || {
-                let mut buffer = [0u8; 1024];
-                while let Ok(n) = pipe.read(&mut buffer) {
-                    if n == 0 {
-                        break;
-                    }
-                    stderr.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..n]));
-                }
-            });
-        }
-        let mut serve = Serve { child, stdin, lines, stderr, port: 0 };
-        let listen = serve.next_line();
-        assert_eq!(listen["event"], "listen", "first line: {listen}");
-        serve.port = listen["port"].as_u64().expect("listen line has a port") as u16;
-        assert_ne!(serve.port, 0);
-        assert_eq!(listen, json!({ "event": "listen", "port": serve.port }));
-        serve
+        let (krmx, port) = Krmx::serve_on(0, args, with_stdin);
+        Serve { krmx, port }
     }
 
     fn url(&self) -> String {
@@ -88,88 +46,20 @@ impl Serve {
         self.expect(json!({ "event": "link", "username": username }));
         client
     }
+}
 
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
+impl Deref for Serve {
+    type Target = Krmx;
 
-    fn next_text(&self) -> String {
-        match self.lines.recv_timeout(TIMEOUT) {
-            Ok(line) => line,
-            Err(RecvTimeoutError::Timeout) => panic!("no line on stdout within {TIMEOUT:?}; stderr: {}", self.stderr()),
-            Err(RecvTimeoutError::Disconnected) => panic!("stdout ended; stderr: {}", self.stderr()),
-        }
-    }
-
-    fn next_line(&self) -> Value {
-        let line = self.next_text();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line {line:?} is not JSON: {e}"))
-    }
-
-    fn expect(&self, expected: Value) {
-        assert_eq!(self.next_line(), expected);
-    }
-
-    fn expect_error(&self) -> String {
-        let line = self.next_line();
-        assert_eq!(line["event"], "error", "expected an error line, got {line}");
-        assert_eq!(line.as_object().unwrap().len(), 2, "{line}");
-        line["error"].as_str().expect("the error is a string").to_string()
-    }
-
-    fn expect_no_line(&self, duration: Duration) {
-        if let Ok(line) = self.lines.recv_timeout(duration) {
-            panic!("expected no line for {duration:?}, got {line}");
-        }
-    }
-
-    fn command(&mut self, command: &str) {
-        let stdin = self.stdin.as_mut().expect("this server's stdin is not a pipe");
-        writeln!(stdin, "{command}").expect("cannot write to stdin");
-        stdin.flush().unwrap();
-    }
-
-    fn send(&mut self, command: Value) {
-        self.command(&command.to_string());
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
-        assert_eq!(rc, 0, "kill failed");
-    }
-
-    /// Waits for stdout to end and the process to exit.
-    fn wait_exit(&mut self) -> ExitStatus {
-        match self.lines.recv_timeout(TIMEOUT) {
-            Err(RecvTimeoutError::Disconnected) => {}
-            Ok(line) => panic!("expected stdout to end, got {line}"),
-            Err(RecvTimeoutError::Timeout) => panic!("stdout did not end within {TIMEOUT:?}"),
-        }
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "krmx serve did not exit within {TIMEOUT:?}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
+    fn deref(&self) -> &Krmx {
+        &self.krmx
     }
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl DerefMut for Serve {
+    fn deref_mut(&mut self) -> &mut Krmx {
+        &mut self.krmx
     }
-}
-
-fn ev(event: &str, username: &str) -> Value {
-    json!({ "event": event, "username": username })
 }
 
 // ----- events ---------------------------------------------------------------------------------

@@ -7,7 +7,9 @@
 //! The reconnect tests put a small TCP proxy (std threads) between client and server, to sever
 //! connections or to stop forwarding while keeping the sockets open (a pulled cable).
 
-use std::ffi::{c_char, CStr, CString};
+mod common;
+
+use std::ffi::c_char;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::ptr;
@@ -16,13 +18,17 @@ use std::sync::{mpsc, Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::ffi::client::{default_client_config, reconnecting, Client};
+use common::ffi::events::{render_client, render_server};
+use common::ffi::server::{new_server, server_users, Poller};
+use common::ffi::{c, last_error, result_name, text, users};
+use common::TIMEOUT;
 use krmx::ffi::client::*;
 use krmx::ffi::event::{KrmxEvent, KrmxEventKind::*};
-use krmx::ffi::result::{krmx_last_error, krmx_result_name, KrmxResult, KrmxResult::*};
+use krmx::ffi::result::KrmxResult::*;
 use krmx::ffi::server::*;
 
-/// How long any one expected event may take before the test fails (a hang guard only).
-const TIMEOUT: Duration = Duration::from_secs(5);
+use KrmxClientStatus::*;
 
 /// The thread-count test must not see the threads of the other tests (servers' pollers,
 /// proxies): it runs alone, every other test shares.
@@ -34,29 +40,6 @@ fn shared() -> RwLockReadGuard<'static, ()> {
 
 fn exclusive() -> RwLockWriteGuard<'static, ()> {
     EXCLUSIVE.write().unwrap_or_else(|e| e.into_inner())
-}
-
-fn c(text: &str) -> CString {
-    CString::new(text).unwrap()
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(krmx_last_error()) }.to_str().unwrap().to_string()
-}
-
-fn result_name(result: KrmxResult) -> String {
-    unsafe { CStr::from_ptr(krmx_result_name(result as i32)) }.to_str().unwrap().to_string()
-}
-
-/// A string of an event (NULL: `None`), checking that the length field matches.
-fn text(ptr: *const c_char, len: usize) -> Option<String> {
-    if ptr.is_null() {
-        assert_eq!(len, 0, "a NULL string has length 0");
-        return None;
-    }
-    let s = unsafe { CStr::from_ptr(ptr) }.to_str().unwrap().to_string();
-    assert_eq!(s.len(), len, "the length field must match the NUL-terminated string");
-    Some(s)
 }
 
 fn url(port: u16) -> String {
@@ -79,37 +62,13 @@ fn thread_count() -> usize {
 // The server, driven through krmx_server_*: a host thread polls and hands events to the test.
 // ---------------------------------------------------------------------------------------------
 
-fn render_server(event: &KrmxEvent) -> String {
-    let user = text(event.username, event.username_len).unwrap_or_default();
-    match event.kind {
-        KRMX_EVENT_LISTEN => format!("listen {}", event.port),
-        KRMX_EVENT_AUTHENTICATE => format!(
-            "authenticate {user} new={} auth={}",
-            event.is_new_user,
-            text(event.auth, event.auth_len).unwrap_or_else(|| "(none)".into())
-        ),
-        KRMX_EVENT_JOIN => format!("join {user}"),
-        KRMX_EVENT_LINK => format!("link {user}"),
-        KRMX_EVENT_UNLINK => format!("unlink {user}"),
-        KRMX_EVENT_LEAVE => format!("leave {user}"),
-        KRMX_EVENT_MESSAGE => format!(
-            "message {user} {} {}",
-            text(event.message_type, event.message_type_len).unwrap(),
-            text(event.payload, event.payload_len).unwrap_or_else(|| "(none)".into())
-        ),
-        KRMX_EVENT_CLOSE => "close".into(),
-        other => panic!("a server never polls {other:?}"),
-    }
-}
-
 /// A listening server whose events a dedicated thread polls (as a game server's loop would).
 struct Host {
     raw: *mut KrmxServer,
     port: u16,
     events: mpsc::Receiver<(String, u64)>,
     seen: Vec<String>,
-    stop: Arc<AtomicBool>,
-    poller: Option<JoinHandle<()>>,
+    poller: Poller,
 }
 
 impl Host {
@@ -120,12 +79,7 @@ impl Host {
     /// Listens on `port` (0: a free one). A given port may still be held for a moment by the
     /// server that had it, so binding is retried for a while.
     fn start_on(port: u16, configure: impl FnOnce(&mut KrmxServerConfig)) -> Host {
-        let mut config: KrmxServerConfig = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { krmx_server_config_default(&mut config) }, KRMX_OK);
-        config.ping_interval_ms = 0;
-        configure(&mut config);
-        let mut raw = ptr::null_mut();
-        assert_eq!(unsafe { krmx_server_new(&config, &mut raw) }, KRMX_OK, "{}", last_error());
+        let raw = new_server(configure);
         let deadline = Instant::now() + TIMEOUT;
         loop {
             match unsafe { krmx_server_listen(raw, port) } {
@@ -137,25 +91,8 @@ impl Host {
         let mut actual = 0u16;
         assert_eq!(unsafe { krmx_server_port(raw, &mut actual) }, KRMX_OK);
         assert!(port == 0 || actual == port);
-        let (tx, events) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (handle, stop_flag) = (raw as usize, stop.clone());
-        let poller = std::thread::spawn(move || {
-            let server = handle as *mut KrmxServer;
-            while !stop_flag.load(Ordering::SeqCst) {
-                let mut event = KrmxEvent::none();
-                match unsafe { krmx_server_poll(server, &mut event, 20) } {
-                    KRMX_OK => {
-                        if tx.send((render_server(&event), event.request_id)).is_err() {
-                            return;
-                        }
-                    }
-                    KRMX_NO_EVENT => {}
-                    other => panic!("server poll failed: {other:?} {}", last_error()),
-                }
-            }
-        });
-        let mut host = Host { raw, port: actual, events, seen: Vec::new(), stop, poller: Some(poller) };
+        let (poller, events) = Poller::start(raw, |event| (render_server(event), event.request_id));
+        let mut host = Host { raw, port: actual, events, seen: Vec::new(), poller };
         host.expect(&[&format!("listen {actual}")]);
         host
     }
@@ -218,253 +155,19 @@ impl Host {
     }
 
     fn users(&self) -> Vec<(String, bool)> {
-        let mut count = 0usize;
-        assert_eq!(unsafe { krmx_server_user_count(self.raw, &mut count) }, KRMX_OK);
-        (0..count)
-            .map(|i| {
-                let mut buffer = [0 as c_char; 33];
-                let (mut len, mut linked) = (0usize, false);
-                let r = unsafe { krmx_server_user(self.raw, i, buffer.as_mut_ptr(), buffer.len(), &mut len, &mut linked) };
-                assert_eq!(r, KRMX_OK);
-                (text(buffer.as_ptr(), len).unwrap(), linked)
-            })
-            .collect()
+        server_users(self.raw)
     }
 }
 
 impl Drop for Host {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(poller) = self.poller.take() {
-            let _ = poller.join();
-        }
+        self.poller.stop();
         let result = unsafe { krmx_server_free(self.raw) };
         if !std::thread::panicking() {
             assert_eq!(result, KRMX_OK);
         }
     }
 }
-
-// ---------------------------------------------------------------------------------------------
-// The client, driven through krmx_client_* on the test thread.
-// ---------------------------------------------------------------------------------------------
-
-/// A polled client event: its line, and the fields a line does not show.
-#[derive(Debug)]
-struct Ev {
-    line: String,
-    reason: Option<String>,
-    attempt: u32,
-    delay_ms: u32,
-}
-
-fn render_client(event: &KrmxEvent) -> Ev {
-    let user = text(event.username, event.username_len);
-    let reason = text(event.reason, event.reason_len);
-    let named = |what: &str| format!("{what} {}", user.clone().expect("this event names a user"));
-    let why = |what: &str| format!("{what} {}", reason.clone().expect("this event has a reason"));
-    let line = match event.kind {
-        KRMX_EVENT_CONNECT => "connect".to_string(),
-        KRMX_EVENT_ACCEPT => "accept".to_string(),
-        KRMX_EVENT_REJECT => why("reject"),
-        KRMX_EVENT_JOIN => named("join"),
-        KRMX_EVENT_LINK => named("link"),
-        KRMX_EVENT_UNLINK => named("unlink"),
-        KRMX_EVENT_LEAVE => named("leave"),
-        KRMX_EVENT_MESSAGE => {
-            assert!(user.is_none(), "a client's message event has no username");
-            format!(
-                "message {} {}",
-                text(event.message_type, event.message_type_len).expect("a message has a type"),
-                text(event.payload, event.payload_len).unwrap_or_else(|| "(none)".into())
-            )
-        }
-        KRMX_EVENT_CLOSE => why("close"),
-        KRMX_EVENT_RECONNECTING => {
-            assert!(reason.as_deref().is_some_and(|r| !r.is_empty()), "reconnecting without a reason");
-            assert!(event.attempt >= 1);
-            format!("reconnecting {}", event.attempt)
-        }
-        KRMX_EVENT_RECONNECT => "reconnect".to_string(),
-        other => panic!("a client never polls {other:?}"),
-    };
-    if event.kind != KRMX_EVENT_RECONNECTING {
-        assert_eq!((event.attempt, event.delay_ms), (0, 0), "{line}: attempt and delay only on reconnecting");
-    }
-    Ev { line, reason, attempt: event.attempt, delay_ms: event.delay_ms }
-}
-
-fn default_client_config() -> KrmxClientConfig {
-    let mut config: KrmxClientConfig = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { krmx_client_config_default(&mut config) }, KRMX_OK);
-    config
-}
-
-/// Reconnect on, with short delays.
-fn reconnecting(config: &mut KrmxClientConfig) {
-    config.reconnect = true;
-    config.reconnect_min_delay_ms = 50;
-    config.reconnect_max_delay_ms = 200;
-}
-
-struct Client {
-    raw: *mut KrmxClient,
-    label: String,
-    seen: Vec<String>,
-}
-
-impl Client {
-    fn new(label: &str, configure: impl FnOnce(&mut KrmxClientConfig)) -> Client {
-        let mut config = default_client_config();
-        configure(&mut config);
-        let mut raw = ptr::null_mut();
-        assert_eq!(unsafe { krmx_client_new(&config, &mut raw) }, KRMX_OK, "{}", last_error());
-        assert!(!raw.is_null());
-        Client { raw, label: label.to_string(), seen: Vec::new() }
-    }
-
-    fn connect(&mut self, url: &str) {
-        assert_eq!(unsafe { krmx_client_connect(self.raw, c(url).as_ptr()) }, KRMX_OK, "{}", last_error());
-    }
-
-    fn link(&mut self, username: &str, auth: Option<&str>) {
-        let auth = auth.map(c);
-        let auth_ptr = auth.as_ref().map_or(ptr::null(), |a| a.as_ptr());
-        let result = unsafe { krmx_client_link(self.raw, c(username).as_ptr(), auth_ptr) };
-        assert_eq!(result, KRMX_OK, "{}", last_error());
-    }
-
-    fn send(&mut self, kind: &str, payload: Option<&str>) -> KrmxResult {
-        let payload = payload.map(c);
-        let payload_ptr = payload.as_ref().map_or(ptr::null(), |p| p.as_ptr());
-        unsafe { krmx_send(self.raw, c(kind).as_ptr(), payload_ptr) }
-    }
-
-    fn poll(&mut self, timeout_ms: i32) -> Option<Ev> {
-        let mut event = KrmxEvent::none();
-        match unsafe { krmx_client_poll(self.raw, &mut event, timeout_ms) } {
-            KRMX_OK => {
-                let ev = render_client(&event);
-                self.seen.push(ev.line.clone());
-                Some(ev)
-            }
-            KRMX_NO_EVENT => {
-                assert_eq!(event.kind, KRMX_EVENT_NONE);
-                None
-            }
-            other => panic!("{}: poll failed: {other:?} {}", self.label, last_error()),
-        }
-    }
-
-    fn try_next(&mut self, timeout: Duration) -> Option<Ev> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if let Some(ev) = self.poll(left.as_millis() as i32) {
-                return Some(ev);
-            }
-            if left.is_zero() {
-                return None;
-            }
-        }
-    }
-
-    fn next(&mut self) -> Ev {
-        match self.try_next(TIMEOUT) {
-            Some(ev) => ev,
-            None => panic!("{}: no event within {TIMEOUT:?}; everything seen: {:?}", self.label, self.seen),
-        }
-    }
-
-    /// The next events must be exactly `expected`.
-    fn expect(&mut self, expected: &[&str]) {
-        let mut got = Vec::new();
-        for _ in expected {
-            match self.try_next(TIMEOUT) {
-                Some(ev) => got.push(ev.line),
-                None => break,
-            }
-        }
-        assert_eq!(got, expected, "{}: events (everything seen: {:?})", self.label, self.seen);
-    }
-
-    fn expect_nothing(&mut self, ms: u64) {
-        if let Some(ev) = self.try_next(Duration::from_millis(ms)) {
-            panic!("{}: unexpected event {:?} (everything seen: {:?})", self.label, ev.line, self.seen);
-        }
-    }
-
-    fn status(&self) -> KrmxClientStatus {
-        let mut status = KrmxClientStatus::KRMX_CLIENT_STATUS_CLOSED;
-        assert_eq!(unsafe { krmx_client_status(self.raw, &mut status) }, KRMX_OK);
-        status
-    }
-
-    fn users(&self) -> Vec<(String, bool)> {
-        let mut count = usize::MAX;
-        assert_eq!(unsafe { krmx_client_user_count(self.raw, &mut count) }, KRMX_OK);
-        let users: Vec<(String, bool)> = (0..count)
-            .map(|i| {
-                let mut buffer = [0 as c_char; 33];
-                let (mut len, mut linked) = (0usize, false);
-                let r = unsafe { krmx_client_user(self.raw, i, buffer.as_mut_ptr(), buffer.len(), &mut len, &mut linked) };
-                assert_eq!(r, KRMX_OK, "{}", last_error());
-                (text(buffer.as_ptr(), len).unwrap(), linked)
-            })
-            .collect();
-        let mut buffer = [0 as c_char; 33];
-        let past_the_end = unsafe { krmx_client_user(self.raw, count, buffer.as_mut_ptr(), buffer.len(), ptr::null_mut(), ptr::null_mut()) };
-        assert_eq!(past_the_end, KRMX_ERR_INVALID_ARGUMENT);
-        users
-    }
-
-    /// The own username, or `None` (KRMX_ERR_WRONG_STATUS) when neither linking nor linked.
-    fn username(&self) -> Option<String> {
-        let mut buffer = [0 as c_char; 33];
-        let mut len = 0usize;
-        match unsafe { krmx_client_username(self.raw, buffer.as_mut_ptr(), buffer.len(), &mut len) } {
-            KRMX_OK => Some(text(buffer.as_ptr(), len).unwrap()),
-            KRMX_ERR_WRONG_STATUS => None,
-            other => panic!("username: {other:?} {}", last_error()),
-        }
-    }
-
-    /// Connects, links `username` and expects the link to succeed; `others` are the users the
-    /// server already knows, in join order, with whether they are linked.
-    fn connect_and_link(&mut self, url: &str, username: &str, others: &[(&str, bool)]) {
-        self.connect(url);
-        self.expect(&["connect"]);
-        self.link(username, None);
-        self.expect_accept(username, others);
-    }
-
-    /// ACCEPT, then JOIN (and LINK when linked) for every user in join order, `username` last.
-    fn expect_accept(&mut self, username: &str, others: &[(&str, bool)]) {
-        let mut expected = vec!["accept".to_string()];
-        for (name, linked) in others.iter().copied().chain([(username, true)]) {
-            expected.push(format!("join {name}"));
-            if linked {
-                expected.push(format!("link {name}"));
-            }
-        }
-        self.expect(&expected.iter().map(String::as_str).collect::<Vec<_>>());
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let result = unsafe { krmx_client_free(self.raw) };
-        if !std::thread::panicking() {
-            assert_eq!(result, KRMX_OK);
-        }
-    }
-}
-
-fn users(list: &[(&str, bool)]) -> Vec<(String, bool)> {
-    list.iter().map(|(name, linked)| (name.to_string(), *linked)).collect()
-}
-
-use KrmxClientStatus::*;
 
 // ---------------------------------------------------------------------------------------------
 // A TCP proxy between client and server: sever its connections, or stop forwarding.

@@ -3,15 +3,17 @@
 
 mod common;
 
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CStr};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::Duration;
 
+use common::ffi::events::render_server;
+use common::ffi::server::{new_server, server_users, Poller};
+use common::ffi::{c, last_error, text};
 use common::{accepted, frame, joined, left, linked, rejected, unlinked, Client};
 use krmx::ffi::event::{KrmxEvent, KrmxEventKind::*};
-use krmx::ffi::result::{krmx_last_error, KrmxResult, KrmxResult::*};
+use krmx::ffi::result::{KrmxResult, KrmxResult::*};
 use krmx::ffi::server::*;
 use serde_json::json;
 
@@ -24,58 +26,26 @@ impl Drop for Server {
     }
 }
 
-fn c(text: &str) -> CString {
-    CString::new(text).unwrap()
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(krmx_last_error()) }.to_str().unwrap().to_string()
-}
-
-fn text(ptr: *const c_char, len: usize) -> Option<String> {
-    if ptr.is_null() {
-        return None;
-    }
-    let s = unsafe { CStr::from_ptr(ptr) }.to_str().unwrap().to_string();
-    assert_eq!(s.len(), len, "the length field must match the NUL-terminated string");
-    Some(s)
-}
-
-/// An event rendered as a line, to compare whole sequences at once.
+/// An event rendered as a line, to compare whole sequences at once. Unlike the shared rendering,
+/// an authentication request shows its request id (these tests answer by id) and its auth as an
+/// `Option`; no event at all is `none`.
 fn render(event: &KrmxEvent) -> String {
-    let user = text(event.username, event.username_len).unwrap_or_default();
     match event.kind {
         KRMX_EVENT_NONE => "none".into(),
-        KRMX_EVENT_LISTEN => format!("listen {}", event.port),
         KRMX_EVENT_AUTHENTICATE => format!(
-            "authenticate {} {user} new={} auth={:?}",
+            "authenticate {} {} new={} auth={:?}",
             event.request_id,
+            text(event.username, event.username_len).unwrap_or_default(),
             event.is_new_user,
             text(event.auth, event.auth_len)
         ),
-        KRMX_EVENT_JOIN => format!("join {user}"),
-        KRMX_EVENT_LINK => format!("link {user}"),
-        KRMX_EVENT_UNLINK => format!("unlink {user}"),
-        KRMX_EVENT_LEAVE => format!("leave {user}"),
-        KRMX_EVENT_MESSAGE => format!(
-            "message {user} {} {}",
-            text(event.message_type, event.message_type_len).unwrap(),
-            text(event.payload, event.payload_len).unwrap_or_else(|| "(none)".into())
-        ),
-        KRMX_EVENT_CLOSE => "close".into(),
-        client_only => panic!("a server never polls a client event ({client_only:?})"),
+        _ => render_server(event),
     }
 }
 
 impl Server {
     fn new(configure: impl FnOnce(&mut KrmxServerConfig)) -> Server {
-        let mut config: KrmxServerConfig = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { krmx_server_config_default(&mut config) }, KRMX_OK);
-        config.ping_interval_ms = 0;
-        configure(&mut config);
-        let mut handle = ptr::null_mut();
-        assert_eq!(unsafe { krmx_server_new(&config, &mut handle) }, KRMX_OK, "{}", last_error());
-        Server(handle)
+        Server(new_server(configure))
     }
 
     /// Listens on a free port and returns it.
@@ -93,17 +63,7 @@ impl Server {
     }
 
     fn users(&self) -> Vec<(String, bool)> {
-        let mut count = 0usize;
-        assert_eq!(unsafe { krmx_server_user_count(self.0, &mut count) }, KRMX_OK);
-        (0..count)
-            .map(|i| {
-                let mut buffer = [0 as c_char; 33];
-                let (mut len, mut linked) = (0usize, false);
-                let r = unsafe { krmx_server_user(self.0, i, buffer.as_mut_ptr(), buffer.len(), &mut len, &mut linked) };
-                assert_eq!(r, KRMX_OK);
-                (text(buffer.as_ptr(), len).unwrap(), linked)
-            })
-            .collect()
+        server_users(self.0)
     }
 
     fn status(&self) -> KrmxServerStatus {
@@ -118,29 +78,15 @@ impl Server {
 struct Host {
     server: Server,
     events: mpsc::Receiver<String>,
-    stop: Arc<AtomicBool>,
-    poller: Option<std::thread::JoinHandle<()>>,
+    poller: Poller,
 }
 
 impl Host {
     fn start(configure: impl FnOnce(&mut KrmxServerConfig)) -> (Host, u16) {
         let server = Server::new(configure);
         let port = server.listen();
-        let (tx, events) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (handle, stop_flag) = (server.0 as usize, stop.clone());
-        let poller = std::thread::spawn(move || {
-            let server = handle as *mut KrmxServer;
-            while !stop_flag.load(Ordering::SeqCst) {
-                let mut event = KrmxEvent::none();
-                match unsafe { krmx_server_poll(server, &mut event, 20) } {
-                    KRMX_OK => tx.send(render(&event)).unwrap(),
-                    KRMX_NO_EVENT => {}
-                    other => panic!("poll failed: {other:?} {}", last_error()),
-                }
-            }
-        });
-        let host = Host { server, events, stop, poller: Some(poller) };
+        let (poller, events) = Poller::start(server.0, render);
+        let host = Host { server, events, poller };
         assert_eq!(host.next(), format!("listen {port}"));
         (host, port)
     }
@@ -167,11 +113,9 @@ impl Host {
 }
 
 impl Drop for Host {
+    /// The poller stops before the server is freed (the fields drop after this).
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(poller) = self.poller.take() {
-            let _ = poller.join();
-        }
+        self.poller.stop();
     }
 }
 

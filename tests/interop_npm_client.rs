@@ -9,176 +9,18 @@
 //! Needs Node.js (20 or newer) and npm on PATH; the npm packages are installed from
 //! `tests/interop/package-lock.json` with `npm ci` when `node_modules` is missing or stale.
 
-use std::collections::BTreeMap;
-use std::fs;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::OnceLock;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::collections::BTreeMap;
+use std::process::{ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use common::child::{write_line, Lines, Process};
+use common::node::{ensure_node_modules, interop_dir};
 use serde_json::{json, Value};
 
 /// How long any single read from a child may block before the test fails instead of hanging.
 const TIMEOUT: Duration = Duration::from_secs(20);
-/// `npm ci` downloads from the registry, which may be slow.
-const NPM_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("interop")
-}
-
-// --- npm packages ------------------------------------------------------------------------------
-
-/// Installs the locked npm packages once per test binary (the tests run on parallel threads and
-/// two concurrent `npm ci` runs in one directory would trip over each other).
-fn ensure_node_modules() {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    if let Err(e) = INSTALLED.get_or_init(install_node_modules) {
-        panic!("{e}");
-    }
-}
-
-fn install_node_modules() -> Result<(), String> {
-    let dir = interop_dir();
-    let modified = |path: &Path| fs::metadata(path).and_then(|m| m.modified()).ok();
-    let lock = modified(&dir.join("package-lock.json")).ok_or("tests/interop/package-lock.json is missing")?;
-    // npm rewrites node_modules/.package-lock.json on every install, so it dates the installation.
-    if modified(&dir.join("node_modules").join(".package-lock.json")).is_some_and(|installed| installed >= lock) {
-        return Ok(());
-    }
-    let mut npm = Command::new("npm");
-    npm.args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir);
-    let mut npm = Process::spawn("npm", &mut npm, Stdio::null())
-        .map_err(|e| format!("cannot run npm ci in {}: {e}", dir.display()))?;
-    let stdout = npm.take_stdout();
-    let output = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = BufReader::new(stdout).read_to_string(&mut text);
-        text
-    });
-    let status = npm.wait(NPM_TIMEOUT);
-    let output = output.join().unwrap_or_default();
-    let errors = npm.stderr();
-    if !status.success() {
-        return Err(format!("npm ci failed in {} ({status}):\n{output}{errors}", dir.display()));
-    }
-    Ok(())
-}
-
-// --- child processes ---------------------------------------------------------------------------
-
-/// A child process that is killed when dropped, so a failing test leaves nothing running. Its
-/// stderr is collected on a thread (and echoed, which the test harness shows on failure).
-struct Process {
-    name: &'static str,
-    child: Child,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl Process {
-    fn spawn(name: &'static str, command: &mut Command, stdin: Stdio) -> Result<Process, String> {
-        let mut child = command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                format!("{name} is not installed or not on PATH (this test needs Node.js 20+ and npm)")
-            } else {
-                format!("cannot start {name}: {e}")
-            }
-        })?;
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                println!("{name} stderr| {line}");
-                text.push_str(&line);
-                text.push('\n');
-            }
-            text
-        });
-        Ok(Process { name, child, stderr: Some(stderr) })
-    }
-
-    fn take_stdin(&mut self) -> ChildStdin {
-        self.child.stdin.take().expect("stdin is piped")
-    }
-
-    fn take_stdout(&mut self) -> ChildStdout {
-        self.child.stdout.take().expect("stdout is piped")
-    }
-
-    /// Waits for the process to exit; polling because std has no wait with a timeout.
-    fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return status,
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                Ok(None) => panic!("{} did not exit within {timeout:?}", self.name),
-                Err(e) => panic!("cannot wait for {}: {e}", self.name),
-            }
-        }
-    }
-
-    /// Everything the process wrote to stderr; call once it has exited.
-    fn stderr(&mut self) -> String {
-        self.stderr.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// The lines of a child's stdout, read on a thread so that every read can time out.
-struct Lines {
-    name: &'static str,
-    lines: Receiver<String>,
-}
-
-impl Lines {
-    fn new(name: &'static str, stdout: impl Read + Send + 'static) -> Lines {
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // Echoed as it arrives: on failure the harness prints this chronological transcript.
-                println!("{name}| {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines { name, lines }
-    }
-
-    /// The next line, or `None` once the child closed its stdout.
-    fn next(&self, waiting_for: &str) -> Option<String> {
-        match self.lines.recv_timeout(TIMEOUT) {
-            Ok(line) => Some(line),
-            Err(RecvTimeoutError::Disconnected) => None,
-            Err(RecvTimeoutError::Timeout) => {
-                panic!("{}: nothing within {TIMEOUT:?} while waiting for {waiting_for}", self.name)
-            }
-        }
-    }
-
-    fn next_json(&self, waiting_for: &str) -> Value {
-        let line = self
-            .next(waiting_for)
-            .unwrap_or_else(|| panic!("{} exited while waiting for {waiting_for}", self.name));
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{}: line is not JSON ({e}): {line}", self.name))
-    }
-}
-
-fn write_line(name: &str, stdin: &mut ChildStdin, line: &Value) {
-    writeln!(stdin, "{line}").and_then(|()| stdin.flush()).unwrap_or_else(|e| panic!("cannot write to {name}: {e}"));
-}
 
 // --- the server host ---------------------------------------------------------------------------
 
@@ -197,7 +39,7 @@ impl KrmxServer {
         let mut process = Process::spawn("krmx", &mut command, Stdio::piped()).unwrap_or_else(|e| panic!("{e}"));
         let stdin = process.take_stdin();
         let events = Lines::new("krmx", process.take_stdout());
-        let listen = events.next_json("the listen event");
+        let listen = events.next_json(TIMEOUT, "the listen event");
         let port = match (listen["event"].as_str(), listen["port"].as_u64()) {
             (Some("listen"), Some(port)) => u16::try_from(port).expect("port fits u16"),
             _ => panic!("expected a listen event first, got {listen}"),
@@ -210,7 +52,7 @@ impl KrmxServer {
     }
 
     fn next_event(&self, waiting_for: &str) -> Value {
-        self.events.next_json(waiting_for)
+        self.events.next_json(TIMEOUT, waiting_for)
     }
 
     /// The next events are exactly these, in this order.
@@ -248,7 +90,7 @@ impl KrmxServer {
         self.expect(&expected);
         let status = self.process.wait(TIMEOUT);
         assert!(status.success(), "krmx serve exited with {status}");
-        assert_eq!(self.events.next("the end of krmx's output"), None, "krmx printed something after close");
+        assert_eq!(self.events.next(TIMEOUT, "the end of krmx's output"), None, "krmx printed something after close");
     }
 }
 
@@ -279,7 +121,7 @@ fn run_scenario(
 
     let mut logs: BTreeMap<String, Vec<String>> = BTreeMap::new();
     loop {
-        let line = lines.next_json("the scenario's next line");
+        let line = lines.next_json(TIMEOUT, "the scenario's next line");
         if let Some(error) = line.get("error") {
             panic!("the scenario failed: {}", error.as_str().unwrap_or_default());
         } else if line.get("done") == Some(&Value::Bool(true)) {
@@ -296,7 +138,7 @@ fn run_scenario(
             panic!("unexpected line from the scenario: {line}");
         }
     }
-    assert_eq!(lines.next("the end of the scenario's output"), None, "the scenario printed something after done");
+    assert_eq!(lines.next(TIMEOUT, "the end of the scenario's output"), None, "the scenario printed something after done");
     let status = node.wait(TIMEOUT);
     assert!(status.success(), "the scenario exited with {status}");
     assert_eq!(node.stderr(), "", "the scenario wrote to stderr");

@@ -10,176 +10,26 @@
 //! Needs Node.js (20 or newer) and npm on PATH; the npm packages are installed from
 //! `tests/interop/package-lock.json` with `npm ci` when `node_modules` is missing or stale.
 
-use std::ffi::{c_char, CStr, CString};
-use std::fs;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::ptr;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::OnceLock;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+mod common;
 
-use krmx::ffi::client::*;
-use krmx::ffi::event::{KrmxEvent, KrmxEventKind::*};
-use krmx::ffi::result::{krmx_last_error, KrmxResult, KrmxResult::*};
+use std::process::{ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use common::child::{write_line, Lines, Process};
+use common::ffi::client::{reconnecting, Client};
+use common::ffi::{last_error, users};
+use common::node::{ensure_node_modules, interop_dir};
+use krmx::ffi::client::KrmxClientStatus::*;
+use krmx::ffi::result::KrmxResult::*;
 use serde_json::{json, Value};
-
-use KrmxClientStatus::*;
 
 /// How long any one expected event (of either side) may take before the test fails: a hang guard.
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// Starting or stopping a Node.js process may take longer on a busy machine.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(20);
-/// `npm ci` downloads from the registry, which may be slow.
-const NPM_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The reason the reference server gives a client of another major.minor version.
 const VERSION_MISMATCH_0_4_0: &str = "krmx server version mismatch (server=0.5.*,client=0.4.0)";
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("interop")
-}
-
-// --- npm packages ------------------------------------------------------------------------------
-
-/// Installs the locked npm packages once per test binary (the tests run on parallel threads and
-/// two concurrent `npm ci` runs in one directory would trip over each other).
-fn ensure_node_modules() {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    if let Err(e) = INSTALLED.get_or_init(install_node_modules) {
-        panic!("{e}");
-    }
-}
-
-fn install_node_modules() -> Result<(), String> {
-    let dir = interop_dir();
-    let modified = |path: &Path| fs::metadata(path).and_then(|m| m.modified()).ok();
-    let lock = modified(&dir.join("package-lock.json")).ok_or("tests/interop/package-lock.json is missing")?;
-    // npm rewrites node_modules/.package-lock.json on every install, so it dates the installation.
-    if modified(&dir.join("node_modules").join(".package-lock.json")).is_some_and(|installed| installed >= lock) {
-        return Ok(());
-    }
-    let mut npm = Command::new("npm");
-    npm.args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir);
-    let mut npm = Process::spawn("npm", &mut npm, Stdio::null())
-        .map_err(|e| format!("cannot run npm ci in {}: {e}", dir.display()))?;
-    let stdout = npm.take_stdout();
-    let output = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = BufReader::new(stdout).read_to_string(&mut text);
-        text
-    });
-    let status = npm.wait(NPM_TIMEOUT);
-    let output = output.join().unwrap_or_default();
-    let errors = npm.stderr();
-    if !status.success() {
-        return Err(format!("npm ci failed in {} ({status}):\n{output}{errors}", dir.display()));
-    }
-    Ok(())
-}
-
-// --- child processes ---------------------------------------------------------------------------
-
-/// A child process that is killed when dropped, so a failing test leaves nothing running. Its
-/// stderr is collected on a thread (and echoed, which the test harness shows on failure).
-struct Process {
-    name: &'static str,
-    child: Child,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl Process {
-    fn spawn(name: &'static str, command: &mut Command, stdin: Stdio) -> Result<Process, String> {
-        let mut child = command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                format!("{name} is not installed or not on PATH (this test needs Node.js 20+ and npm)")
-            } else {
-                format!("cannot start {name}: {e}")
-            }
-        })?;
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                println!("{name} stderr| {line}");
-                text.push_str(&line);
-                text.push('\n');
-            }
-            text
-        });
-        Ok(Process { name, child, stderr: Some(stderr) })
-    }
-
-    fn take_stdin(&mut self) -> ChildStdin {
-        self.child.stdin.take().expect("stdin is piped")
-    }
-
-    fn take_stdout(&mut self) -> ChildStdout {
-        self.child.stdout.take().expect("stdout is piped")
-    }
-
-    /// Waits for the process to exit; polling because std has no wait with a timeout.
-    fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return status,
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-                Ok(None) => panic!("{} did not exit within {timeout:?}", self.name),
-                Err(e) => panic!("cannot wait for {}: {e}", self.name),
-            }
-        }
-    }
-
-    /// Everything the process wrote to stderr; call once it has exited.
-    fn stderr(&mut self) -> String {
-        self.stderr.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// The lines of a child's stdout, read on a thread so that every read can time out.
-struct Lines {
-    name: &'static str,
-    lines: Receiver<String>,
-}
-
-impl Lines {
-    fn new(name: &'static str, stdout: impl Read + Send + 'static) -> Lines {
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // Echoed as it arrives: on failure the harness prints this chronological transcript.
-                println!("{name}| {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines { name, lines }
-    }
-
-    /// The next line, or `None` once the child closed its stdout.
-    fn next(&self, timeout: Duration, waiting_for: &str) -> Option<String> {
-        match self.lines.recv_timeout(timeout) {
-            Ok(line) => Some(line),
-            Err(RecvTimeoutError::Disconnected) => None,
-            Err(RecvTimeoutError::Timeout) => {
-                panic!("{}: nothing within {timeout:?} while waiting for {waiting_for}", self.name)
-            }
-        }
-    }
-}
 
 // --- the npm server ----------------------------------------------------------------------------
 
@@ -260,9 +110,7 @@ impl NodeServer {
     }
 
     fn command(&mut self, command: Value) {
-        writeln!(self.stdin, "{command}")
-            .and_then(|()| self.stdin.flush())
-            .unwrap_or_else(|e| panic!("cannot write to the node server: {e}"));
+        write_line("the node server", &mut self.stdin, &command);
     }
 
     fn next_within(&mut self, timeout: Duration, waiting_for: &str) -> String {
@@ -343,260 +191,15 @@ fn message(kind: &str, payload: Value) -> Value {
 
 // --- our client, through the C API -------------------------------------------------------------
 
-fn c(text: &str) -> CString {
-    CString::new(text).unwrap()
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(krmx_last_error()) }.to_str().unwrap().to_string()
-}
-
-/// A string of an event (NULL: `None`), checking that the length field matches.
-fn text(ptr: *const c_char, len: usize) -> Option<String> {
-    if ptr.is_null() {
-        assert_eq!(len, 0, "a NULL string has length 0");
-        return None;
-    }
-    let s = unsafe { CStr::from_ptr(ptr) }.to_str().unwrap().to_string();
-    assert_eq!(s.len(), len, "the length field must match the NUL-terminated string");
-    Some(s)
-}
-
-/// A polled client event as a line: `connect`, `join alice`, `message TYPE PAYLOAD|(none)`,
-/// `reject REASON`, `close REASON`, `reconnecting ATTEMPT`, ...
-fn render_client(event: &KrmxEvent) -> String {
-    let user = text(event.username, event.username_len);
-    let reason = text(event.reason, event.reason_len);
-    let named = |what: &str| format!("{what} {}", user.clone().expect("this event names a user"));
-    let why = |what: &str| format!("{what} {}", reason.clone().expect("this event has a reason"));
-    let line = match event.kind {
-        KRMX_EVENT_CONNECT => "connect".to_string(),
-        KRMX_EVENT_ACCEPT => "accept".to_string(),
-        KRMX_EVENT_REJECT => why("reject"),
-        KRMX_EVENT_JOIN => named("join"),
-        KRMX_EVENT_LINK => named("link"),
-        KRMX_EVENT_UNLINK => named("unlink"),
-        KRMX_EVENT_LEAVE => named("leave"),
-        KRMX_EVENT_MESSAGE => {
-            assert!(user.is_none(), "a client's message event has no username");
-            format!(
-                "message {} {}",
-                text(event.message_type, event.message_type_len).expect("a message has a type"),
-                text(event.payload, event.payload_len).unwrap_or_else(|| "(none)".into())
-            )
-        }
-        KRMX_EVENT_CLOSE => why("close"),
-        KRMX_EVENT_RECONNECTING => {
-            assert!(reason.as_deref().is_some_and(|r| !r.is_empty()), "reconnecting without a reason");
-            assert!(event.attempt >= 1);
-            format!("reconnecting {}", event.attempt)
-        }
-        KRMX_EVENT_RECONNECT => "reconnect".to_string(),
-        other => panic!("a client never polls {other:?}"),
-    };
-    if event.kind != KRMX_EVENT_RECONNECTING {
-        assert_eq!((event.attempt, event.delay_ms), (0, 0), "{line}: attempt and delay only on reconnecting");
-    }
-    line
-}
-
-fn default_client_config() -> KrmxClientConfig {
-    let mut config: KrmxClientConfig = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { krmx_client_config_default(&mut config) }, KRMX_OK);
-    config
-}
-
-/// Reconnect on, with short delays.
-fn reconnecting(config: &mut KrmxClientConfig) {
-    config.reconnect = true;
-    config.reconnect_min_delay_ms = 50;
-    config.reconnect_max_delay_ms = 200;
-}
-
-fn users(list: &[(&str, bool)]) -> Vec<(String, bool)> {
-    list.iter().map(|(name, linked)| (name.to_string(), *linked)).collect()
-}
-
-/// One of our clients, driven through `krmx_client_*` on the test thread; freed when dropped.
-struct Client {
-    raw: *mut KrmxClient,
-    label: String,
-    seen: Vec<String>,
-}
-
-impl Client {
-    fn new(label: &str, configure: impl FnOnce(&mut KrmxClientConfig)) -> Client {
-        let mut config = default_client_config();
-        configure(&mut config);
-        let mut raw = ptr::null_mut();
-        assert_eq!(unsafe { krmx_client_new(&config, &mut raw) }, KRMX_OK, "{}", last_error());
-        assert!(!raw.is_null());
-        Client { raw, label: label.to_string(), seen: Vec::new() }
-    }
-
-    fn connect(&mut self, url: &str) {
-        assert_eq!(unsafe { krmx_client_connect(self.raw, c(url).as_ptr()) }, KRMX_OK, "{}", last_error());
-    }
-
-    fn link(&mut self, username: &str, auth: Option<&str>) {
-        let auth = auth.map(c);
-        let auth_ptr = auth.as_ref().map_or(ptr::null(), |a| a.as_ptr());
-        let result = unsafe { krmx_client_link(self.raw, c(username).as_ptr(), auth_ptr) };
-        assert_eq!(result, KRMX_OK, "{}", last_error());
-    }
-
-    fn unlink(&mut self) {
-        assert_eq!(unsafe { krmx_client_unlink(self.raw) }, KRMX_OK, "{}", last_error());
-    }
-
-    fn leave(&mut self) {
-        assert_eq!(unsafe { krmx_client_leave(self.raw) }, KRMX_OK, "{}", last_error());
-    }
-
-    fn disconnect(&mut self) {
-        assert_eq!(unsafe { krmx_client_disconnect(self.raw) }, KRMX_OK, "{}", last_error());
-    }
-
-    fn send(&mut self, kind: &str, payload: Option<&str>) -> KrmxResult {
-        let payload = payload.map(c);
-        let payload_ptr = payload.as_ref().map_or(ptr::null(), |p| p.as_ptr());
-        unsafe { krmx_send(self.raw, c(kind).as_ptr(), payload_ptr) }
-    }
-
-    fn poll(&mut self, timeout_ms: i32) -> Option<String> {
-        let mut event = KrmxEvent::none();
-        match unsafe { krmx_client_poll(self.raw, &mut event, timeout_ms) } {
-            KRMX_OK => {
-                let line = render_client(&event);
-                println!("{}| {line}", self.label);
-                self.seen.push(line.clone());
-                Some(line)
-            }
-            KRMX_NO_EVENT => {
-                assert_eq!(event.kind, KRMX_EVENT_NONE);
-                None
-            }
-            other => panic!("{}: poll failed: {other:?} {}", self.label, last_error()),
-        }
-    }
-
-    fn try_next(&mut self, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if let Some(line) = self.poll(left.as_millis() as i32) {
-                return Some(line);
-            }
-            if left.is_zero() {
-                return None;
-            }
-        }
-    }
-
-    fn next(&mut self) -> String {
-        match self.try_next(TIMEOUT) {
-            Some(line) => line,
-            None => panic!("{}: no event within {TIMEOUT:?}; everything seen: {:?}", self.label, self.seen),
-        }
-    }
-
-    /// The next events must be exactly `expected`.
-    fn expect(&mut self, expected: &[&str]) {
-        let mut got = Vec::new();
-        for _ in expected {
-            match self.try_next(TIMEOUT) {
-                Some(line) => got.push(line),
-                None => break,
-            }
-        }
-        assert_eq!(got, expected, "{}: events (everything seen: {:?})", self.label, self.seen);
-    }
-
-    /// No event is waiting right now (a poll that does not wait).
-    fn expect_no_event_queued(&mut self) {
-        if let Some(line) = self.poll(0) {
-            panic!("{}: unexpected event {line:?} (everything seen: {:?})", self.label, self.seen);
-        }
-    }
-
-    fn status(&self) -> KrmxClientStatus {
-        let mut status = KRMX_CLIENT_STATUS_INITIALIZING;
-        assert_eq!(unsafe { krmx_client_status(self.raw, &mut status) }, KRMX_OK);
-        status
-    }
-
-    /// The user table through `krmx_client_user_count` and `krmx_client_user`.
-    fn users(&self) -> Vec<(String, bool)> {
-        let mut count = usize::MAX;
-        assert_eq!(unsafe { krmx_client_user_count(self.raw, &mut count) }, KRMX_OK);
-        let users: Vec<(String, bool)> = (0..count)
-            .map(|i| {
-                let mut buffer = [0 as c_char; 33];
-                let (mut len, mut linked) = (0usize, false);
-                let r = unsafe { krmx_client_user(self.raw, i, buffer.as_mut_ptr(), buffer.len(), &mut len, &mut linked) };
-                assert_eq!(r, KRMX_OK, "{}", last_error());
-                (text(buffer.as_ptr(), len).unwrap(), linked)
-            })
-            .collect();
-        let mut buffer = [0 as c_char; 33];
-        let past_the_end =
-            unsafe { krmx_client_user(self.raw, count, buffer.as_mut_ptr(), buffer.len(), ptr::null_mut(), ptr::null_mut()) };
-        assert_eq!(past_the_end, KRMX_ERR_INVALID_ARGUMENT);
-        users
-    }
-
-    /// The own username, or `None` (KRMX_ERR_WRONG_STATUS) when neither linking nor linked.
-    fn username(&self) -> Option<String> {
-        let mut buffer = [0 as c_char; 33];
-        let mut len = 0usize;
-        match unsafe { krmx_client_username(self.raw, buffer.as_mut_ptr(), buffer.len(), &mut len) } {
-            KRMX_OK => Some(text(buffer.as_ptr(), len).unwrap()),
-            KRMX_ERR_WRONG_STATUS => None,
-            other => panic!("username: {other:?} {}", last_error()),
-        }
-    }
-
-    /// After ACCEPT, JOIN (and LINK when linked) for every user the server knows, in join order;
-    /// `table` is that list, the client itself included where it joined.
-    fn expect_accept(&mut self, table: &[(&str, bool)]) {
-        let mut expected = vec!["accept".to_string()];
-        for (name, linked) in table {
-            expected.push(format!("join {name}"));
-            if *linked {
-                expected.push(format!("link {name}"));
-            }
-        }
-        self.expect(&expected.iter().map(String::as_str).collect::<Vec<_>>());
-        assert_eq!(self.status(), KRMX_CLIENT_STATUS_LINKED);
-        assert_eq!(self.users(), users(table), "{}: the user table", self.label);
-    }
-
-    /// Connects; the next event must be CONNECT.
-    fn connect_to(&mut self, server: &NodeServer) {
-        self.connect(&server.url());
-        self.expect(&["connect"]);
-        assert_eq!(self.status(), KRMX_CLIENT_STATUS_CONNECTED);
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let result = unsafe { krmx_client_free(self.raw) };
-        if !thread::panicking() {
-            assert_eq!(result, KRMX_OK);
-        }
-    }
-}
-
 /// Connects a client of ours as a new user; `table` is the server's users before it, in join
 /// order. Checks what the node server saw.
 fn join_new(server: &mut NodeServer, label: &str, table: &[(&str, bool)]) -> Client {
     let mut client = Client::new(label, |_| {});
-    client.connect_to(server);
+    client.connect_to(&server.url());
     client.link(label, None);
     let mut table = table.to_vec();
     table.push((label, true));
-    client.expect_accept(&table);
+    client.expect_linked(&table);
     server.expect(&[&format!("authenticate {label} new=true auth=(none)"), &format!("join {label}"), &format!("link {label}")]);
     client
 }
@@ -632,9 +235,9 @@ fn linking_builds_the_user_table_in_join_order() {
 
     // A second client of ours: it gets the whole table, the first sees it join and link.
     let mut bob = Client::new("bob", |_| {});
-    bob.connect_to(&server);
+    bob.connect_to(&server.url());
     bob.link("bob", None);
-    bob.expect_accept(&[("alice", true), ("bob", true)]);
+    bob.expect_linked(&[("alice", true), ("bob", true)]);
     alice.expect(&["join bob", "link bob"]);
     assert_eq!(alice.users(), users(&[("alice", true), ("bob", true)]));
     server.expect(&["authenticate bob new=true auth=(none)", "join bob", "link bob"]);
@@ -649,16 +252,16 @@ fn linking_builds_the_user_table_in_join_order() {
 
     // Linking to that known user: no join anywhere, just the link.
     let mut carol = Client::new("carol", |_| {});
-    carol.connect_to(&server);
+    carol.connect_to(&server.url());
     carol.link("carol", None);
-    carol.expect_accept(&[("alice", true), ("bob", true), ("carol", true)]);
+    carol.expect_linked(&[("alice", true), ("bob", true), ("carol", true)]);
     server.expect(&["authenticate carol new=false auth=(none)", "link carol"]);
     alice.expect(&["link carol"]);
     bob.expect(&["link carol"]);
     assert_eq!(alice.users(), users(&[("alice", true), ("bob", true), ("carol", true)]));
     server.expect_users(&[("alice", true), ("bob", true), ("carol", true)]);
     for client in [&mut alice, &mut bob, &mut carol] {
-        client.expect_no_event_queued();
+        client.expect_nothing(0);
     }
 
     server.close(&["unlink alice", "leave alice", "unlink bob", "leave bob", "unlink carol", "leave carol"]);
@@ -727,7 +330,7 @@ fn messages_keep_their_type_and_payload_both_ways() {
     server.broadcast(message("to-linked", json!(2)), None);
     alice.expect(&["message to-linked 2"]);
     for client in [&mut alice, &mut bob] {
-        client.expect_no_event_queued();
+        client.expect_nothing(0);
     }
 
     server.close(&["unlink alice", "leave alice", "leave bob"]);
@@ -757,7 +360,7 @@ fn unlink_relink_leave_kick_server_unlink_and_disconnect() {
 
     // Relink as the known user: no join.
     alice.link("alice", None);
-    alice.expect_accept(&[("alice", true), ("bob", true)]);
+    alice.expect_linked(&[("alice", true), ("bob", true)]);
     bob.expect(&["link alice"]);
     server.expect(&["authenticate alice new=false auth=(none)", "link alice"]);
 
@@ -774,7 +377,7 @@ fn unlink_relink_leave_kick_server_unlink_and_disconnect() {
 
     // Link again, as a new user now (last in join order), then the server kicks.
     alice.link("alice", None);
-    alice.expect_accept(&[("bob", true), ("alice", true)]);
+    alice.expect_linked(&[("bob", true), ("alice", true)]);
     bob.expect(&["join alice", "link alice"]);
     server.expect(&["authenticate alice new=true auth=(none)", "join alice", "link alice"]);
     server.user_command("kick", "alice");
@@ -787,7 +390,7 @@ fn unlink_relink_leave_kick_server_unlink_and_disconnect() {
 
     // Link again, then the server unlinks.
     alice.link("alice", None);
-    alice.expect_accept(&[("bob", true), ("alice", true)]);
+    alice.expect_linked(&[("bob", true), ("alice", true)]);
     bob.expect(&["join alice", "link alice"]);
     server.expect(&["authenticate alice new=true auth=(none)", "join alice", "link alice"]);
     server.user_command("unlink", "alice");
@@ -800,7 +403,7 @@ fn unlink_relink_leave_kick_server_unlink_and_disconnect() {
 
     // Link again, then disconnect: the server unlinks alice; our side closes.
     alice.link("alice", None);
-    alice.expect_accept(&[("bob", true), ("alice", true)]);
+    alice.expect_linked(&[("bob", true), ("alice", true)]);
     bob.expect(&["link alice"]);
     server.expect(&["authenticate alice new=false auth=(none)", "link alice"]);
     alice.disconnect();
@@ -814,9 +417,9 @@ fn unlink_relink_leave_kick_server_unlink_and_disconnect() {
     server.expect_users(&[("bob", true), ("alice", false)]);
 
     // A closed client connects again and links.
-    alice.connect_to(&server);
+    alice.connect_to(&server.url());
     alice.link("alice", None);
-    alice.expect_accept(&[("bob", true), ("alice", true)]);
+    alice.expect_linked(&[("bob", true), ("alice", true)]);
     bob.expect(&["link alice"]);
     server.expect(&["authenticate alice new=false auth=(none)", "link alice"]);
 
@@ -829,7 +432,7 @@ fn unlink_relink_leave_kick_server_unlink_and_disconnect() {
     alice.expect(&["close disconnected by the client"]);
     server.expect_users(&[("bob", true), ("alice", false)]);
     for client in [&mut alice, &mut bob] {
-        client.expect_no_event_queued();
+        client.expect_nothing(0);
     }
 
     server.close(&["unlink bob", "leave bob", "leave alice"]);
@@ -843,7 +446,7 @@ fn rejections_carry_the_reference_servers_exact_reasons() {
     let mut alice = join_new(&mut server, "alice", &[]);
 
     let mut mallory = Client::new("mallory", |_| {});
-    mallory.connect_to(&server);
+    mallory.connect_to(&server.url());
     for (username, reason) in [
         ("1bad", "invalid username"),
         ("x", "invalid username"),
@@ -872,26 +475,26 @@ fn rejections_carry_the_reference_servers_exact_reasons() {
     // After all that the same connection links fine.
     server.deny("mallory", None);
     mallory.link("mallory", None);
-    mallory.expect_accept(&[("alice", true), ("mallory", true)]);
+    mallory.expect_linked(&[("alice", true), ("mallory", true)]);
     server.expect(&["authenticate mallory new=true auth=(none)", "join mallory", "link mallory"]);
     alice.expect(&["join mallory", "link mallory"]);
 
     // Another major.minor version is rejected with the version in the reason; another patch is fine.
     let mut old = Client::new("old", |config| config.protocol_version = c"0.4.0".as_ptr());
-    old.connect_to(&server);
+    old.connect_to(&server.url());
     old.link("old", None);
     old.expect(&[&format!("reject {VERSION_MISMATCH_0_4_0}")]);
     assert_eq!(old.status(), KRMX_CLIENT_STATUS_CONNECTED);
     let mut patch = Client::new("patch", |config| config.protocol_version = c"0.5.0".as_ptr());
-    patch.connect_to(&server);
+    patch.connect_to(&server.url());
     patch.link("patch", None);
-    patch.expect_accept(&[("alice", true), ("mallory", true), ("patch", true)]);
+    patch.expect_linked(&[("alice", true), ("mallory", true), ("patch", true)]);
     server.expect(&["authenticate patch new=true auth=(none)", "join patch", "link patch"]);
     alice.expect(&["join patch", "link patch"]);
     mallory.expect(&["join patch", "link patch"]);
     server.expect_users(&[("alice", true), ("mallory", true), ("patch", true)]);
     for client in [&mut alice, &mut mallory, &mut old, &mut patch] {
-        client.expect_no_event_queued();
+        client.expect_nothing(0);
     }
 
     server.close(&["unlink alice", "leave alice", "unlink mallory", "leave mallory", "unlink patch", "leave patch"]);
@@ -903,16 +506,16 @@ fn rejections_carry_the_reference_servers_exact_reasons() {
 fn a_server_without_new_users_rejects_unknown_names() {
     let mut server = NodeServer::start(&["--no-new-users"]);
     let mut dave = Client::new("dave", |_| {});
-    dave.connect_to(&server);
+    dave.connect_to(&server.url());
     dave.link("dave", None);
     dave.expect(&["reject server is not accepting new users"]);
     assert_eq!(dave.status(), KRMX_CLIENT_STATUS_CONNECTED);
     server.user_command("join", "dave");
     server.expect(&["join dave"]);
     dave.link("dave", None);
-    dave.expect_accept(&[("dave", true)]);
+    dave.expect_linked(&[("dave", true)]);
     server.expect(&["authenticate dave new=false auth=(none)", "link dave"]);
-    dave.expect_no_event_queued();
+    dave.expect_nothing(0);
     server.close(&["unlink dave", "leave dave"]);
 }
 
@@ -933,7 +536,7 @@ fn metadata_on_every_message_is_ignored() {
     alice.expect(&["unlink bob", "leave bob"]);
     server.expect(&["unlink bob", "leave bob"]);
     for client in [&mut alice, &mut bob] {
-        client.expect_no_event_queued();
+        client.expect_nothing(0);
     }
     server.close(&["unlink alice", "leave alice"]);
 }
@@ -944,13 +547,13 @@ fn metadata_on_every_message_is_ignored() {
 fn a_quiet_node_server_stays_alive_through_pongs() {
     let mut server = NodeServer::start(&[]);
     let mut alice = Client::new("alice", |config| config.liveness_timeout_ms = 1000);
-    alice.connect_to(&server);
+    alice.connect_to(&server.url());
     alice.link("alice", None);
-    alice.expect_accept(&[("alice", true)]);
+    alice.expect_linked(&[("alice", true)]);
     server.expect(&["authenticate alice new=true auth=(none)", "join alice", "link alice"]);
     // Five ping intervals of silence from the application on both sides.
-    if let Some(line) = alice.try_next(Duration::from_millis(2500)) {
-        panic!("alice: unexpected event {line:?} on a quiet connection (seen {:?})", alice.seen);
+    if let Some(ev) = alice.try_next(Duration::from_millis(2500)) {
+        panic!("alice: unexpected event {:?} on a quiet connection (seen {:?})", ev.line, alice.seen);
     }
     assert_eq!(alice.status(), KRMX_CLIENT_STATUS_LINKED);
     server.expect_users(&[("alice", true)]);
@@ -973,12 +576,12 @@ fn the_node_server_closing_closes_our_clients() {
     alice.expect(&["unlink alice", "leave alice"]);
     bob.expect(&["unlink alice", "leave alice", "unlink bob", "leave bob"]);
     for client in [&mut alice, &mut bob] {
-        let close = client.next();
+        let close = client.next().line;
         assert!(close.starts_with("close "), "{}: expected a close, got {close:?}", client.label);
         assert_eq!(client.status(), KRMX_CLIENT_STATUS_CLOSED);
         assert_eq!(client.users(), []);
         assert_eq!(client.username(), None);
-        client.expect_no_event_queued();
+        client.expect_nothing(0);
     }
 }
 
@@ -988,11 +591,11 @@ fn the_node_process_dying_closes_our_client() {
     let mut server = NodeServer::start(&[]);
     let mut alice = join_new(&mut server, "alice", &[]);
     server.kill();
-    let close = alice.next();
+    let close = alice.next().line;
     assert!(close.starts_with("close "), "expected a close, got {close:?} (seen {:?})", alice.seen);
     assert_eq!(alice.status(), KRMX_CLIENT_STATUS_CLOSED);
     assert_eq!(alice.users(), []);
-    alice.expect_no_event_queued();
+    alice.expect_nothing(0);
 }
 
 /// Reconnect on: the node server closes (or its process dies) and a new one starts on the same
@@ -1001,9 +604,9 @@ fn the_node_process_dying_closes_our_client() {
 fn reconnect_relinks_after_the_node_server_restarts_on_the_same_port() {
     let mut server = NodeServer::start(&[]);
     let mut alice = Client::new("alice", reconnecting);
-    alice.connect_to(&server);
+    alice.connect_to(&server.url());
     alice.link("alice", Some("alice-token"));
-    alice.expect_accept(&[("alice", true)]);
+    alice.expect_linked(&[("alice", true)]);
     server.expect(&["authenticate alice new=true auth=alice-token", "join alice", "link alice"]);
 
     /// With the server gone, attempt 1 finds nothing and attempt 2 is waiting: the client is
@@ -1020,7 +623,7 @@ fn reconnect_relinks_after_the_node_server_restarts_on_the_same_port() {
     fn comes_back(alice: &mut Client, server: &mut NodeServer) {
         let mut attempts = Vec::new();
         loop {
-            let line = alice.next();
+            let line = alice.next().line;
             if line == "connect" {
                 break;
             }
@@ -1056,7 +659,7 @@ fn reconnect_relinks_after_the_node_server_restarts_on_the_same_port() {
     retrying(&mut alice);
     let mut server = NodeServer::start_on(port, &[]);
     comes_back(&mut alice, &mut server);
-    alice.expect_no_event_queued();
+    alice.expect_nothing(0);
 
     // Disconnecting ends it for good.
     alice.disconnect();

@@ -1,10 +1,19 @@
-//! Shared helpers of the socket tests: a minimal blocking WebSocket client over a real TCP socket
-//! (tungstenite's synchronous API on `std::net::TcpStream`), with every read bounded by a timeout.
+//! Shared helpers of the integration tests. Here: a minimal blocking WebSocket client over a real
+//! TCP socket (tungstenite's synchronous API on `std::net::TcpStream`), with every read bounded by
+//! a timeout. In the modules: child processes ([`child`]), the `krmx` binary ([`cli`]), Node.js
+//! and its npm packages ([`node`]), the C API ([`ffi`]), and building C programs ([`c_build`]).
 //!
 //! Pings from the server are answered (tungstenite queues the pong and writes it on the next
 //! read), but only while the test reads: a client that never reads never answers.
 
+// Each test binary uses only part of these helpers.
 #![allow(dead_code)]
+
+pub mod c_build;
+pub mod child;
+pub mod cli;
+pub mod ffi;
+pub mod node;
 
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
