@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::event::{EventStrings, KrmxEvent};
-use super::handles::{is_live, register, unregister, HandleKind};
+use super::handles::{free, live, register, HandleKind};
 use super::result::{guard, FfiError, KrmxResult, KrmxResult::*};
-use super::strings::{copy_out, optional, required};
+use super::strings::{copy_out, copy_user, optional, required};
 use crate::{Client, ClientConfig, ClientStatus, Message, ReconnectPolicy};
 
 /// A Krmx client. Opaque: made by `krmx_client_new`, released by `krmx_client_free`.
@@ -135,14 +135,7 @@ unsafe fn client_config(config: &KrmxClientConfig) -> Result<ClientConfig, FfiEr
 
 /// The live client behind a handle, or the reason there is none.
 unsafe fn handle<'a>(client: *const KrmxClient) -> Result<&'a KrmxClient, FfiError> {
-    if client.is_null() {
-        return Err(FfiError::null("client"));
-    }
-    if !is_live(client, HandleKind::Client) {
-        return Err(FfiError::new(KRMX_ERR_INVALID_HANDLE, "client is not a live krmx client handle"));
-    }
-    // SAFETY: the registry holds only live handles of this kind.
-    Ok(&*client)
+    live(client, HandleKind::Client)
 }
 
 /// Creates a client (not yet connected). `config` may be NULL for the defaults; it is copied. On
@@ -378,14 +371,8 @@ pub unsafe extern "C" fn krmx_client_user(
     is_linked: *mut bool,
 ) -> KrmxResult {
     guard("krmx_client_user", || {
-        let client = handle(client)?;
-        let user = client.client.user(index).ok_or_else(|| {
-            FfiError::new(KRMX_ERR_INVALID_ARGUMENT, format!("there is no user at index {index}"))
-        })?;
-        if let Some(is_linked) = is_linked.as_mut() {
-            *is_linked = user.is_linked;
-        }
-        copy_out(&user.username, username, capacity, username_len)?;
+        let user = handle(client)?.client.user(index);
+        copy_user(user, index, username, capacity, username_len, is_linked)?;
         Ok(KRMX_OK)
     })
 }
@@ -414,15 +401,7 @@ pub unsafe extern "C" fn krmx_client_disconnect(client: *mut KrmxClient) -> Krmx
 #[no_mangle]
 pub unsafe extern "C" fn krmx_client_free(client: *mut KrmxClient) -> KrmxResult {
     guard("krmx_client_free", || {
-        if client.is_null() {
-            return Ok(KRMX_OK);
-        }
-        match unregister(client, HandleKind::Client) {
-            Some(owned) => {
-                drop(owned);
-                Ok(KRMX_OK)
-            }
-            None => Err(FfiError::new(KRMX_ERR_INVALID_HANDLE, "client is not a live krmx client handle")),
-        }
+        free(client, HandleKind::Client)?;
+        Ok(KRMX_OK)
     })
 }

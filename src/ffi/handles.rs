@@ -5,11 +5,27 @@
 use std::collections::HashSet;
 use std::sync::{LazyLock, RwLock};
 
+use super::result::{FfiError, KrmxResult};
+
 /// What a handle points to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HandleKind {
     Server,
     Client,
+}
+
+impl HandleKind {
+    fn name(self) -> &'static str {
+        match self {
+            HandleKind::Server => "server",
+            HandleKind::Client => "client",
+        }
+    }
+
+    fn not_live(self) -> FfiError {
+        let name = self.name();
+        FfiError::new(KrmxResult::KRMX_ERR_INVALID_HANDLE, format!("{name} is not a live krmx {name} handle"))
+    }
 }
 
 static LIVE: LazyLock<RwLock<HashSet<(usize, HandleKind)>>> = LazyLock::new(RwLock::default);
@@ -27,17 +43,33 @@ pub fn register<T>(value: T, kind: HandleKind) -> *mut T {
     ptr
 }
 
-/// Whether `ptr` is a live handle of `kind`.
-pub fn is_live<T>(ptr: *const T, kind: HandleKind) -> bool {
-    LIVE.read().unwrap_or_else(|e| e.into_inner()).contains(&key(ptr, kind))
-}
-
-/// Unregisters `ptr` and gives back ownership, if it was a live handle of `kind`.
+/// The live handle behind `ptr`, or the error that explains why there is none.
 ///
 /// # Safety
-/// `ptr` was returned by [`register`] with the same `T` and `kind` (checked through the registry).
-pub unsafe fn unregister<T>(ptr: *mut T, kind: HandleKind) -> Option<Box<T>> {
+/// The host does not free the handle while the returned reference is in use (the header's rule).
+pub unsafe fn live<'a, T>(ptr: *const T, kind: HandleKind) -> Result<&'a T, FfiError> {
+    if ptr.is_null() {
+        return Err(FfiError::null(kind.name()));
+    }
+    if !LIVE.read().unwrap_or_else(|e| e.into_inner()).contains(&key(ptr, kind)) {
+        return Err(kind.not_live());
+    }
+    // SAFETY: the registry holds only live handles of this kind, made by `register`.
+    Ok(unsafe { &*ptr })
+}
+
+/// Releases a handle made by [`register`]: NULL does nothing; anything that is not a live handle
+/// of `kind` (freed already, or of the other kind) is an error.
+pub fn free<T>(ptr: *mut T, kind: HandleKind) -> Result<(), FfiError> {
+    if ptr.is_null() {
+        return Ok(());
+    }
     let removed = LIVE.write().unwrap_or_else(|e| e.into_inner()).remove(&key(ptr, kind));
-    // SAFETY: only pointers made by `register` for this kind are in the registry.
-    removed.then(|| unsafe { Box::from_raw(ptr) })
+    if !removed {
+        return Err(kind.not_live());
+    }
+    // SAFETY: only pointers made by `register` for this kind are in the registry, and removing it
+    // made this the one owner.
+    drop(unsafe { Box::from_raw(ptr) });
+    Ok(())
 }

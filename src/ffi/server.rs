@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::event::{EventStrings, KrmxEvent};
-use super::handles::{is_live, register, unregister, HandleKind};
+use super::handles::{free, live, register, HandleKind};
 use super::result::{guard, FfiError, KrmxResult, KrmxResult::*};
-use super::strings::{copy_out, optional, required};
+use super::strings::{copy_user, optional, required};
 use crate::proto::requirements::QueryRequirement;
 use crate::proto::server::UsernameRule;
 use crate::{Message, Server, ServerConfig, ServerStatus};
@@ -207,14 +207,7 @@ unsafe fn server_config(config: &KrmxServerConfig) -> Result<ServerConfig, FfiEr
 
 /// The live server behind a handle, or the reason there is none.
 unsafe fn handle<'a>(server: *const KrmxServer) -> Result<&'a KrmxServer, FfiError> {
-    if server.is_null() {
-        return Err(FfiError::null("server"));
-    }
-    if !is_live(server, HandleKind::Server) {
-        return Err(FfiError::new(KRMX_ERR_INVALID_HANDLE, "server is not a live krmx server handle"));
-    }
-    // SAFETY: the registry holds only live handles of this kind.
-    Ok(&*server)
+    live(server, HandleKind::Server)
 }
 
 /// Creates a server (not yet listening). `config` may be NULL for the defaults; it is copied, so
@@ -465,14 +458,8 @@ pub unsafe extern "C" fn krmx_server_user(
     is_linked: *mut bool,
 ) -> KrmxResult {
     guard("krmx_server_user", || {
-        let server = handle(server)?;
-        let user = server.server.user(index).ok_or_else(|| {
-            FfiError::new(KRMX_ERR_INVALID_ARGUMENT, format!("there is no user at index {index}"))
-        })?;
-        if let Some(is_linked) = is_linked.as_mut() {
-            *is_linked = user.is_linked;
-        }
-        copy_out(&user.username, username, capacity, username_len)?;
+        let user = handle(server)?.server.user(index);
+        copy_user(user, index, username, capacity, username_len, is_linked)?;
         Ok(KRMX_OK)
     })
 }
@@ -521,15 +508,7 @@ pub unsafe extern "C" fn krmx_server_close(server: *mut KrmxServer) -> KrmxResul
 #[no_mangle]
 pub unsafe extern "C" fn krmx_server_free(server: *mut KrmxServer) -> KrmxResult {
     guard("krmx_server_free", || {
-        if server.is_null() {
-            return Ok(KRMX_OK);
-        }
-        match unregister(server, HandleKind::Server) {
-            Some(owned) => {
-                drop(owned);
-                Ok(KRMX_OK)
-            }
-            None => Err(FfiError::new(KRMX_ERR_INVALID_HANDLE, "server is not a live krmx server handle")),
-        }
+        free(server, HandleKind::Server)?;
+        Ok(KRMX_OK)
     })
 }

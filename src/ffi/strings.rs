@@ -3,6 +3,7 @@
 use std::ffi::{c_char, CStr};
 
 use super::result::{FfiError, KrmxResult};
+use crate::User;
 
 /// A required NUL-terminated UTF-8 string argument.
 ///
@@ -47,4 +48,26 @@ pub unsafe fn copy_out(text: &str, buffer: *mut c_char, capacity: usize, length:
     std::ptr::copy_nonoverlapping(text.as_ptr(), buffer.cast::<u8>(), text.len());
     *buffer.add(text.len()) = 0;
     Ok(())
+}
+
+/// Copies out user `index` of a user table, as `krmx_server_user` and `krmx_client_user` document:
+/// the name into `buffer`, whether it is linked into `is_linked` (if not NULL).
+///
+/// # Safety
+/// As for [`copy_out`]; `is_linked` is NULL or valid for writing.
+pub unsafe fn copy_user(
+    user: Option<User>,
+    index: usize,
+    buffer: *mut c_char,
+    capacity: usize,
+    length: *mut usize,
+    is_linked: *mut bool,
+) -> Result<(), FfiError> {
+    let user = user.ok_or_else(|| {
+        FfiError::new(KrmxResult::KRMX_ERR_INVALID_ARGUMENT, format!("there is no user at index {index}"))
+    })?;
+    if let Some(is_linked) = is_linked.as_mut() {
+        *is_linked = user.is_linked;
+    }
+    copy_out(&user.username, buffer, capacity, length)
 }
