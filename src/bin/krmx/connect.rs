@@ -1,27 +1,16 @@
 //! `krmx connect`: a Krmx client driven by JSON-line commands on stdin, reporting JSON-line events
 //! on stdout. Built on the public Rust API ([`krmx::Client`]), the same engine the C API exposes.
 
-use std::io::BufRead;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use crossbeam_channel::Sender;
 use krmx::{Client, ClientEvent, Message};
 use serde_json::Value;
 
 use crate::args::ConnectArgs;
+use crate::commands::{Command, Commands};
 use crate::output;
-use crate::signals;
-
-/// A line of stdin, or a termination signal.
-enum Command {
-    Line(String),
-    Terminate,
-}
 
 /// What the loop remembers between events.
 struct Session {
-    client: Arc<Client>,
+    client: Client,
     /// The username of the last link asked for: the one an accept confirms (a re-link after a
     /// reconnect uses the same).
     username: Option<String>,
@@ -30,22 +19,8 @@ struct Session {
 }
 
 pub fn run(args: ConnectArgs) -> i32 {
-    let (commands_tx, commands) = crossbeam_channel::unbounded::<Command>();
-    let signal_count = Arc::new(AtomicUsize::new(0));
-    let client = Arc::new(Client::new(args.config));
-    {
-        let commands_tx = commands_tx.clone();
-        let waker = client.waker();
-        let signal_count = signal_count.clone();
-        signals::on_termination(Arc::new(move || {
-            // A second signal while disconnecting means: stop now.
-            if signal_count.fetch_add(1, Ordering::SeqCst) > 0 {
-                std::process::exit(130);
-            }
-            let _ = commands_tx.send(Command::Terminate);
-            waker.wake();
-        }));
-    }
+    let client = Client::new(args.config);
+    let commands = Commands::new(client.waker());
     if let Err(e) = client.connect(&args.url) {
         // The URL was checked with the options; this is not expected.
         eprintln!("krmx: {e}");
@@ -53,7 +28,7 @@ pub fn run(args: ConnectArgs) -> i32 {
         return 2;
     }
     eprintln!("krmx: connecting to {} (stop with Ctrl-C)", args.url);
-    spawn_stdin_reader(commands_tx, client.waker());
+    commands.read_stdin();
 
     let mut session = Session { client, username: None, disconnecting: false };
     let mut link_at_once = args.username.map(|username| (username, args.auth));
@@ -71,7 +46,7 @@ pub fn run(args: ConnectArgs) -> i32 {
                 _ => {}
             }
         }
-        while let Ok(command) = commands.try_recv() {
+        while let Some(command) = commands.try_next() {
             match command {
                 Command::Line(line) => {
                     if let Err(e) = session.execute(&line) {
@@ -86,25 +61,6 @@ pub fn run(args: ConnectArgs) -> i32 {
             }
         }
     }
-}
-
-/// Reads stdin on its own thread. End of input does not stop the client.
-fn spawn_stdin_reader(commands: Sender<Command>, waker: krmx::ClientWaker) {
-    std::thread::Builder::new()
-        .name("krmx-stdin".into())
-        .spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if line.trim().is_empty() {
-                    continue;
-                }
-                if commands.send(Command::Line(line)).is_err() {
-                    break;
-                }
-                waker.wake();
-            }
-        })
-        .expect("cannot start the stdin thread");
 }
 
 impl Session {

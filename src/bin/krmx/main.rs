@@ -1,10 +1,10 @@
 //! `krmx`: the Krmx server and client on the command line, scriptable in JSON lines.
 
 mod args;
+mod commands;
 mod connect;
 mod output;
 mod serve;
-mod signals;
 
 const USAGE: &str = "\
 usage: krmx serve [options]        run a Krmx server (events on stdout, commands on stdin, JSON lines)

@@ -1,42 +1,17 @@
 //! `krmx serve`: a Krmx server driven by JSON-line commands on stdin, reporting JSON-line events on
 //! stdout. Built on the public Rust API, the same engine the C API exposes.
 
-use std::io::BufRead;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use crossbeam_channel::Sender;
 use krmx::{Message, Server, ServerEvent};
 use serde_json::Value;
 
 use crate::args::ServeArgs;
+use crate::commands::{Command, Commands};
 use crate::output;
-use crate::signals;
-
-/// A line of stdin, or a termination signal.
-enum Command {
-    Line(String),
-    Terminate,
-}
 
 pub fn run(args: ServeArgs) -> i32 {
-    let (commands_tx, commands) = crossbeam_channel::unbounded::<Command>();
-    let signal_count = Arc::new(AtomicUsize::new(0));
     let host = args.config.host.clone();
-    let server = Arc::new(Server::new(args.config));
-    {
-        let commands_tx = commands_tx.clone();
-        let waker = server.waker();
-        let signal_count = signal_count.clone();
-        signals::on_termination(Arc::new(move || {
-            // A second signal while closing means: stop now.
-            if signal_count.fetch_add(1, Ordering::SeqCst) > 0 {
-                std::process::exit(130);
-            }
-            let _ = commands_tx.send(Command::Terminate);
-            waker.wake();
-        }));
-    }
+    let server = Server::new(args.config);
+    let commands = Commands::new(server.waker());
     if let Err(e) = server.listen(args.port) {
         eprintln!("krmx: {e}");
         output::error(&e);
@@ -46,7 +21,7 @@ pub fn run(args: ServeArgs) -> i32 {
         let host = if host.contains(':') { format!("[{host}]") } else { host };
         eprintln!("krmx: serving Krmx on ws://{host}:{port} (stop with Ctrl-C)");
     }
-    spawn_stdin_reader(commands_tx, server.waker());
+    commands.read_stdin();
 
     loop {
         if let Some(event) = server.poll(None) {
@@ -61,32 +36,13 @@ pub fn run(args: ServeArgs) -> i32 {
                 _ => {}
             }
         }
-        while let Ok(command) = commands.try_recv() {
+        while let Some(command) = commands.try_next() {
             match command {
                 Command::Line(line) => execute(&server, &line),
                 Command::Terminate => close(&server),
             }
         }
     }
-}
-
-/// Reads stdin on its own thread. End of input does not stop the server.
-fn spawn_stdin_reader(commands: Sender<Command>, waker: krmx::ServerWaker) {
-    std::thread::Builder::new()
-        .name("krmx-stdin".into())
-        .spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if line.trim().is_empty() {
-                    continue;
-                }
-                if commands.send(Command::Line(line)).is_err() {
-                    break;
-                }
-                waker.wake();
-            }
-        })
-        .expect("cannot start the stdin thread");
 }
 
 fn close(server: &Server) {
