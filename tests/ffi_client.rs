@@ -527,6 +527,10 @@ fn refusals_have_exact_result_codes_and_send_nothing() {
     // NULL config: the defaults.
     assert_eq!(unsafe { krmx_client_new(ptr::null(), &mut out) }, KRMX_OK);
     assert_eq!(unsafe { krmx_client_free(out) }, KRMX_OK);
+    // A freed handle is refused, never read: freeing twice or polling it is an error code.
+    assert_eq!(unsafe { krmx_client_free(out) }, KRMX_ERR_INVALID_HANDLE);
+    let mut event = KrmxEvent::none();
+    assert_eq!(unsafe { krmx_client_poll(out, &mut event, 0) }, KRMX_ERR_INVALID_HANDLE);
 
     // None of the refused calls reached the server, and the client is still fine.
     assert_eq!(alice.status(), KRMX_CLIENT_STATUS_LINKED);
