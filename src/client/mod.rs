@@ -128,14 +128,14 @@ impl Client {
     /// Known users in join order (empty unless linked), as of the events polled so far.
     pub fn users(&self) -> Vec<User> {
         self.host.read(|state| {
-            state.core.users().map(|(name, is_linked)| User { username: name.to_string(), is_linked }).collect()
+            state.core.users().map(User::from).collect()
         })
     }
 
     /// The user at `index` in join order.
     pub fn user(&self, index: usize) -> Option<User> {
         self.host.read(|state| {
-            state.core.user_at(index).map(|(name, is_linked)| User { username: name.to_string(), is_linked })
+            state.core.user_at(index).map(User::from)
         })
     }
 

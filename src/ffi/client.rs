@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::event::{EventStrings, KrmxEvent};
+use super::event::{poll_into, EventStrings, KrmxEvent};
 use super::handles::{free, live, register, HandleKind};
 use super::result::{guard, FfiError, KrmxResult, KrmxResult::*};
 use super::strings::{copy_out, copy_user, optional, required};
@@ -260,17 +260,7 @@ pub unsafe extern "C" fn krmx_send(client: *mut KrmxClient, message_type: *const
 pub unsafe extern "C" fn krmx_client_poll(client: *mut KrmxClient, event: *mut KrmxEvent, timeout_ms: i32) -> KrmxResult {
     guard("krmx_client_poll", || {
         let client = handle(client)?;
-        let event = event.as_mut().ok_or_else(|| FfiError::null("event"))?;
-        *event = KrmxEvent::none();
-        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
-        match client.client.poll(timeout) {
-            Some(source) => {
-                let mut strings = client.event_strings.lock().unwrap_or_else(|e| e.into_inner());
-                *event = strings.client_event(&source);
-                Ok(KRMX_OK)
-            }
-            None => Ok(KRMX_NO_EVENT),
-        }
+        poll_into(event, timeout_ms, &client.event_strings, |timeout| client.client.poll(timeout), EventStrings::client_event)
     })
 }
 

@@ -2,7 +2,10 @@
 
 use std::ffi::c_char;
 use std::ptr;
+use std::sync::Mutex;
+use std::time::Duration;
 
+use super::result::{FfiError, KrmxResult};
 use crate::proto::{ClientEvent, Message, ServerEvent};
 
 /// What happened. Numbers are stable and never reused.
@@ -224,5 +227,30 @@ impl EventStrings {
         if let Some(payload) = &message.payload {
             (event.payload, event.payload_len) = store(&mut self.payload, &payload.to_string());
         }
+    }
+}
+
+/// What `krmx_server_poll` and `krmx_client_poll` share: clears `*event`, polls with the C
+/// timeout convention (negative: wait as long as it takes), and fills `*event` from what came,
+/// its strings stored in `strings`.
+///
+/// # Safety
+/// `event` is NULL or valid for writing.
+pub unsafe fn poll_into<E>(
+    event: *mut KrmxEvent,
+    timeout_ms: i32,
+    strings: &Mutex<EventStrings>,
+    poll: impl FnOnce(Option<Duration>) -> Option<E>,
+    fill: impl FnOnce(&mut EventStrings, &E) -> KrmxEvent,
+) -> Result<KrmxResult, FfiError> {
+    let event = event.as_mut().ok_or_else(|| FfiError::null("event"))?;
+    *event = KrmxEvent::none();
+    let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+    match poll(timeout) {
+        Some(source) => {
+            *event = fill(&mut strings.lock().unwrap_or_else(|e| e.into_inner()), &source);
+            Ok(KrmxResult::KRMX_OK)
+        }
+        None => Ok(KrmxResult::KRMX_NO_EVENT),
     }
 }

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::event::{EventStrings, KrmxEvent};
+use super::event::{poll_into, EventStrings, KrmxEvent};
 use super::handles::{free, live, register, HandleKind};
 use super::result::{guard, FfiError, KrmxResult, KrmxResult::*};
 use super::strings::{copy_user, optional, required};
@@ -280,17 +280,7 @@ pub unsafe extern "C" fn krmx_server_port(server: *const KrmxServer, port: *mut 
 pub unsafe extern "C" fn krmx_server_poll(server: *mut KrmxServer, event: *mut KrmxEvent, timeout_ms: i32) -> KrmxResult {
     guard("krmx_server_poll", || {
         let server = handle(server)?;
-        let event = event.as_mut().ok_or_else(|| FfiError::null("event"))?;
-        *event = KrmxEvent::none();
-        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
-        match server.server.poll(timeout) {
-            Some(source) => {
-                let mut strings = server.event_strings.lock().unwrap_or_else(|e| e.into_inner());
-                *event = strings.server_event(&source);
-                Ok(KRMX_OK)
-            }
-            None => Ok(KRMX_NO_EVENT),
-        }
+        poll_into(event, timeout_ms, &server.event_strings, |timeout| server.server.poll(timeout), EventStrings::server_event)
     })
 }
 

@@ -121,6 +121,13 @@ pub struct User {
     pub is_linked: bool,
 }
 
+impl From<(&str, bool)> for User {
+    /// From a user table entry as the cores list them.
+    fn from((username, is_linked): (&str, bool)) -> Self {
+        User { username: username.to_string(), is_linked }
+    }
+}
+
 /// Why a host action was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActionError {
