@@ -1,7 +1,8 @@
 //! C hosts: `include/krmx.h` compiles as C99 and C++ with every warning an error, and C programs
 //! linked with the static library run under AddressSanitizer (leak detection on) and
 //! UndefinedBehaviorSanitizer: tests/c/server_host.c serves real WebSocket clients, and
-//! tests/c/client_host.c drives the client API against a server of its own.
+//! tests/c/client_host.c drives the client API against a server of its own; the README's C
+//! snippets compile.
 
 mod common;
 
@@ -27,6 +28,30 @@ fn header_compiles_as_strict_c99_c11_and_cpp() {
             command.args(["-x", "c++"]);
         }
         command.arg(std).args(STRICT).arg("-I").arg(&include).arg("-fsyntax-only").arg(&source);
+        run(&mut command);
+    }
+}
+
+/// The README's C snippets are what a newcomer copies first: each compiles as strict C99 (inside a
+/// function, with its `#include`s moved to the top; `running` is the snippet's loop condition).
+#[test]
+fn readme_c_snippets_compile_as_strict_c99() {
+    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
+    let snippets: Vec<&str> = readme.split("```c\n").skip(1).map(|rest| rest.split("```").next().unwrap()).collect();
+    assert!(snippets.len() >= 2, "the README shows a C server and a C client");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for (i, snippet) in snippets.iter().enumerate() {
+        let (includes, body): (Vec<&str>, Vec<&str>) = snippet.lines().partition(|l| l.starts_with("#include"));
+        let source = out.join(format!("readme_snippet_{i}.c"));
+        let program = format!(
+            "#include <stdbool.h>\n#include <stdio.h>\n#include \"krmx.h\"\n{}\nvoid snippet(bool running);\n\
+             void snippet(bool running) {{\n(void)running;\n{}\n}}\nint main(void) {{ return 0; }}\n",
+            includes.join("\n"),
+            body.join("\n")
+        );
+        std::fs::write(&source, program).unwrap();
+        let mut command = Command::new("cc");
+        command.arg("-std=c99").args(STRICT).arg("-I").arg(manifest_dir().join("include")).arg("-fsyntax-only").arg(&source);
         run(&mut command);
     }
 }
