@@ -82,6 +82,8 @@ enum KrmxResult
   KRMX_ERR_INVALID_HANDLE = 15,
   // A bug inside the library was caught at the boundary; the handle should be freed.
   KRMX_ERR_PANIC = 16,
+  // A configured limit is reached (for example `max_users` on `krmx_server_join`).
+  KRMX_ERR_LIMIT_REACHED = 17,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -329,6 +331,19 @@ typedef struct KrmxServerConfig {
   KrmxUsernameRule username_rule;
   // Passed to `username_rule` as is.
   void *username_rule_data;
+  // Most connections open at once, counting those still in their WebSocket handshake; more
+  // are answered with HTTP 503 and closed. Default 10000; must be above 0.
+  uint32_t max_connections;
+  // Most connections open at once from one IP address, the same way. Default 0: no cap
+  // (players behind one NAT share an address).
+  uint32_t max_connections_per_address;
+  // Most users known at once, linked or not; a link that would add one more is rejected with
+  // "server is full", and `krmx_server_join` fails with KRMX_ERR_LIMIT_REACHED. Default 10000;
+  // must be above 0.
+  uint32_t max_users;
+  // A connection that stays unlinked this long (since it opened, or since its user was
+  // unlinked) is closed with the reason "link timeout". Default 30000; 0: never.
+  uint32_t link_timeout_ms;
 } KrmxServerConfig;
 
 #ifdef __cplusplus

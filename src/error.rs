@@ -30,6 +30,8 @@ pub enum ErrorKind {
     UnknownRequest,
     /// The operating system refused (the port is taken, the address is not local, …).
     Io,
+    /// A configured limit is reached (the most users, …).
+    LimitReached,
 }
 
 /// An error with a message for humans.
@@ -63,6 +65,7 @@ impl From<ActionError> for Error {
             ActionError::InvalidUsername(_) => ErrorKind::InvalidUsername,
             ActionError::ReservedType => ErrorKind::ReservedType,
             ActionError::UnknownRequest(_) => ErrorKind::UnknownRequest,
+            ActionError::TooManyUsers(_) => ErrorKind::LimitReached,
         };
         Error::new(kind, e.to_string())
     }

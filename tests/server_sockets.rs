@@ -1,124 +1,17 @@
 //! `krmx::Server` over real sockets on 127.0.0.1: exact frames, their order, and the host's events.
 //!
-//! Each test runs its own server on a free port. A harness thread polls the server (with short
-//! timeouts) and forwards every event to a channel, so a test can block on a client's socket while
-//! the server keeps working, and still await the host's events in order.
+//! Each test runs its own server on a free port, polled by a [`Harness`] thread.
 
 mod common;
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::server_harness::Harness;
 use common::*;
-use krmx::{ErrorKind, Message, QueryRequirement, Server, ServerConfig, ServerEvent, ServerStatus, User};
+use krmx::{ErrorKind, Message, QueryRequirement, Server, ServerConfig, ServerEvent, ServerStatus};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-/// A listening server whose events a background thread polls into a channel.
-struct Harness {
-    server: Arc<Server>,
-    events: Receiver<ServerEvent>,
-    port: u16,
-    stop: Arc<AtomicBool>,
-    poller: Option<JoinHandle<()>>,
-}
-
-impl Harness {
-    fn start(configure: impl FnOnce(&mut ServerConfig)) -> Harness {
-        let mut config = ServerConfig::default();
-        configure(&mut config);
-        let server = Arc::new(Server::new(config));
-        assert_eq!(server.status(), ServerStatus::Initializing);
-        let port = server.listen(0).expect("listen on a free port");
-        assert_eq!(server.port(), Some(port));
-        let (tx, events) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let poller = {
-            let (server, stop) = (server.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    if let Some(event) = server.poll(Some(Duration::from_millis(25))) {
-                        let is_close = event == ServerEvent::Close;
-                        if tx.send(event).is_err() || is_close {
-                            return;
-                        }
-                    }
-                }
-            })
-        };
-        let harness = Harness { server, events, port, stop, poller: Some(poller) };
-        harness.expect(ServerEvent::Listen { port });
-        assert_eq!(harness.server.status(), ServerStatus::Listening);
-        harness
-    }
-
-    fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/", self.port)
-    }
-
-    fn url_with(&self, target: &str) -> String {
-        format!("ws://127.0.0.1:{}{}", self.port, target)
-    }
-
-    fn connect(&self, label: &str) -> Client {
-        connect(&self.url()).labelled(label)
-    }
-
-    /// A new connection linked as `username`, with the host's events of that link consumed.
-    fn linked(&self, username: &str) -> Client {
-        let mut client = self.connect(username);
-        let is_new = !self.server.users().iter().any(|u| u.username == username);
-        client.link(username);
-        if is_new {
-            self.expect(ServerEvent::Join { username: username.into() });
-        }
-        self.expect(ServerEvent::Link { username: username.into() });
-        client
-    }
-
-    /// The host's events of a new user linking: join, then link.
-    fn expect_join_and_link(&self, username: &str) {
-        self.expect(ServerEvent::Join { username: username.into() });
-        self.expect(ServerEvent::Link { username: username.into() });
-    }
-
-    fn next_event(&self) -> ServerEvent {
-        match self.events.recv_timeout(TIMEOUT) {
-            Ok(event) => event,
-            Err(RecvTimeoutError::Timeout) => panic!("no server event within {TIMEOUT:?}"),
-            Err(RecvTimeoutError::Disconnected) => panic!("the poller stopped (after a Close event)"),
-        }
-    }
-
-    fn expect(&self, expected: ServerEvent) {
-        assert_eq!(self.next_event(), expected);
-    }
-
-    fn expect_no_event(&self, duration: Duration) {
-        match self.events.recv_timeout(duration) {
-            Err(_) => {}
-            Ok(event) => panic!("expected no server event for {duration:?}, got {event:?}"),
-        }
-    }
-
-    fn users(&self) -> Vec<(String, bool)> {
-        self.server.users().into_iter().map(|User { username, is_linked }| (username, is_linked)).collect()
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.server.waker().wake();
-        if let Some(poller) = self.poller.take() {
-            let _ = poller.join();
-        }
-    }
-}
 
 fn msg(kind: &str, payload: Option<Value>) -> Message {
     Message::custom(kind, payload).unwrap()

@@ -168,7 +168,7 @@ impl State {
                     }
                 }
                 ClientOutput::Close => match (&self.connection, &self.dial) {
-                    (Some(connection), _) => connection.close(),
+                    (Some(connection), _) => connection.close(""),
                     (None, Some(dial)) => dial.shutdown(),
                     (None, None) => {}
                 },
@@ -185,13 +185,13 @@ impl Machine for State {
         match input {
             NetEvent::Opened { id, handle } => {
                 if id != self.connection_id {
-                    handle.close();
+                    handle.close("");
                     return;
                 }
                 self.core.opened();
                 if self.core.status() == ClientStatus::Closing {
                     // The host disconnected while this connection was being made.
-                    handle.close();
+                    handle.close("");
                 }
                 self.connection = Some(handle);
             }
@@ -228,7 +228,7 @@ impl Drop for State {
     fn drop(&mut self) {
         // The connection closes gracefully on the I/O thread; nothing waits for it here.
         if let Some(connection) = &self.connection {
-            connection.close();
+            connection.close("");
         }
         if let Some(dial) = &self.dial {
             dial.shutdown();

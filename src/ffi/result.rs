@@ -45,6 +45,8 @@ pub enum KrmxResult {
     KRMX_ERR_INVALID_HANDLE = 15,
     /// A bug inside the library was caught at the boundary; the handle should be freed.
     KRMX_ERR_PANIC = 16,
+    /// A configured limit is reached (for example `max_users` on `krmx_server_join`).
+    KRMX_ERR_LIMIT_REACHED = 17,
 }
 
 use KrmxResult::*;
@@ -63,6 +65,7 @@ impl From<ErrorKind> for KrmxResult {
             ErrorKind::WrongStatus => KRMX_ERR_WRONG_STATUS,
             ErrorKind::UnknownRequest => KRMX_ERR_UNKNOWN_REQUEST,
             ErrorKind::Io => KRMX_ERR_IO,
+            ErrorKind::LimitReached => KRMX_ERR_LIMIT_REACHED,
         }
     }
 }
@@ -148,6 +151,7 @@ pub extern "C" fn krmx_result_name(result: i32) -> *const c_char {
         14 => b"KRMX_ERR_BUFFER_TOO_SMALL\0",
         15 => b"KRMX_ERR_INVALID_HANDLE\0",
         16 => b"KRMX_ERR_PANIC\0",
+        17 => b"KRMX_ERR_LIMIT_REACHED\0",
         _ => b"KRMX_UNKNOWN_RESULT\0",
     };
     name.as_ptr().cast()
@@ -170,11 +174,11 @@ mod tests {
 
     #[test]
     fn every_code_has_its_name() {
-        for code in 0..=16 {
+        for code in 0..=17 {
             let name = unsafe { CStr::from_ptr(krmx_result_name(code)) }.to_str().unwrap();
             assert!(name.starts_with("KRMX_") && name != "KRMX_UNKNOWN_RESULT", "{code}");
         }
-        assert_eq!(unsafe { CStr::from_ptr(krmx_result_name(17)) }.to_str().unwrap(), "KRMX_UNKNOWN_RESULT");
+        assert_eq!(unsafe { CStr::from_ptr(krmx_result_name(18)) }.to_str().unwrap(), "KRMX_UNKNOWN_RESULT");
         assert_eq!(unsafe { CStr::from_ptr(krmx_result_name(-1)) }.to_str().unwrap(), "KRMX_UNKNOWN_RESULT");
     }
 }

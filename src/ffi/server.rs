@@ -100,6 +100,19 @@ pub struct KrmxServerConfig {
     pub username_rule: KrmxUsernameRule,
     /// Passed to `username_rule` as is.
     pub username_rule_data: *mut c_void,
+    /// Most connections open at once, counting those still in their WebSocket handshake; more
+    /// are answered with HTTP 503 and closed. Default 10000; must be above 0.
+    pub max_connections: u32,
+    /// Most connections open at once from one IP address, the same way. Default 0: no cap
+    /// (players behind one NAT share an address).
+    pub max_connections_per_address: u32,
+    /// Most users known at once, linked or not; a link that would add one more is rejected with
+    /// "server is full", and `krmx_server_join` fails with KRMX_ERR_LIMIT_REACHED. Default 10000;
+    /// must be above 0.
+    pub max_users: u32,
+    /// A connection that stays unlinked this long (since it opened, or since its user was
+    /// unlinked) is closed with the reason "link timeout". Default 30000; 0: never.
+    pub link_timeout_ms: u32,
 }
 
 fn millis(ms: u32) -> Duration {
@@ -133,6 +146,10 @@ pub unsafe extern "C" fn krmx_server_config_default(config: *mut KrmxServerConfi
             query_len: 0,
             username_rule: None,
             username_rule_data: std::ptr::null_mut(),
+            max_connections: d.max_connections.try_into().unwrap_or(u32::MAX),
+            max_connections_per_address: 0,
+            max_users: d.max_users.try_into().unwrap_or(u32::MAX),
+            link_timeout_ms: d.link_timeout.map_or(0, |t| t.as_millis() as u32),
         };
         Ok(KRMX_OK)
     })
@@ -182,6 +199,14 @@ unsafe fn server_config(config: &KrmxServerConfig) -> Result<ServerConfig, FfiEr
     result.max_queued_bytes = config.max_queued_bytes as usize;
     result.event_queue_bytes = config.event_queue_bytes as usize;
     result.handshake_timeout = millis(config.handshake_timeout_ms.max(1));
+    if config.max_connections == 0 || config.max_users == 0 {
+        return Err(invalid("config.max_connections and max_users must be above 0"));
+    }
+    result.max_connections = config.max_connections as usize;
+    result.max_connections_per_address =
+        (config.max_connections_per_address > 0).then_some(config.max_connections_per_address as usize);
+    result.max_users = config.max_users as usize;
+    result.link_timeout = (config.link_timeout_ms > 0).then(|| millis(config.link_timeout_ms));
     if config.query_len > 0 {
         if config.query.is_null() {
             return Err(FfiError::null("config.query (with query_len above 0)"));

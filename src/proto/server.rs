@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use indexmap::IndexMap;
 
+use super::link_timer::LinkTimers;
 use super::message::{krmx, Message};
 use super::username::is_valid_username;
 use super::version::{check_client_version, DEFAULT_PROTOCOL_VERSION};
@@ -35,6 +36,12 @@ pub struct ServerCoreConfig {
     pub auth_timeout: Duration,
     /// Replaces the default username rule when set.
     pub username_rule: Option<UsernameRule>,
+    /// Most users known at once (linked or not); a link that would add one more is rejected with
+    /// `server is full`, and the host's `join` fails.
+    pub max_users: usize,
+    /// A connection that stays unlinked this long (since it opened or was unlinked) is closed
+    /// with the reason `link timeout`. `None`: never.
+    pub link_timeout: Option<Duration>,
 }
 
 impl Default for ServerCoreConfig {
@@ -45,6 +52,8 @@ impl Default for ServerCoreConfig {
             authenticate: false,
             auth_timeout: Duration::from_secs(10),
             username_rule: None,
+            max_users: usize::MAX,
+            link_timeout: None,
         }
     }
 }
@@ -57,6 +66,8 @@ impl fmt::Debug for ServerCoreConfig {
             .field("authenticate", &self.authenticate)
             .field("auth_timeout", &self.auth_timeout)
             .field("username_rule", &self.username_rule.as_ref().map(|_| "custom"))
+            .field("max_users", &self.max_users)
+            .field("link_timeout", &self.link_timeout)
             .finish()
     }
 }
@@ -108,8 +119,9 @@ pub enum ServerEvent {
 pub enum Output {
     /// Write this text frame to the connection.
     Send { to: ConnectionId, frame: Bytes },
-    /// Close the connection (its `connection_closed` input will follow).
-    Close { connection: ConnectionId },
+    /// Close the connection, telling the peer `reason` (may be empty); its `connection_closed`
+    /// input will follow.
+    Close { connection: ConnectionId, reason: &'static str },
     /// Tell the application.
     Event(ServerEvent),
 }
@@ -139,6 +151,8 @@ pub enum ActionError {
     InvalidUsername(String),
     ReservedType,
     UnknownRequest(u64),
+    /// The server already has its configured most users.
+    TooManyUsers(usize),
 }
 
 impl fmt::Display for ActionError {
@@ -158,6 +172,7 @@ impl fmt::Display for ActionError {
                 f,
                 "authentication request {id} is not pending (already answered, timed out, or its connection closed)"
             ),
+            ActionError::TooManyUsers(max) => write!(f, "the server already has its most users ({max})"),
         }
     }
 }
@@ -185,6 +200,7 @@ pub struct ServerCore {
     users: IndexMap<String, Option<ConnectionId>>,
     connections: HashMap<ConnectionId, Connection>,
     pending: BTreeMap<u64, PendingLink>,
+    link_timers: LinkTimers,
     next_request_id: u64,
     outputs: VecDeque<Output>,
 }
@@ -194,6 +210,9 @@ const REASON_UNLINKED_CONNECTION: &str = "unlinked connection";
 const REASON_INVALID_LINK_REQUEST: &str = "invalid link request";
 const REASON_INVALID_USERNAME: &str = "invalid username";
 const REASON_NOT_ACCEPTING: &str = "server is not accepting new users";
+const REASON_FULL: &str = "server is full";
+/// The close reason of a connection that did not link in time.
+pub const REASON_LINK_TIMEOUT: &str = "link timeout";
 const REASON_AUTH_TIMEOUT: &str = "authentication timeout";
 const REASON_AUTH_FAILED: &str = "authentication failed";
 const REASON_LINK_PENDING: &str = "a link request of this connection is already pending";
@@ -201,6 +220,7 @@ const REASON_LINK_PENDING: &str = "a link request of this connection is already 
 impl ServerCore {
     pub fn new(config: ServerCoreConfig) -> Self {
         ServerCore {
+            link_timers: LinkTimers::new(config.link_timeout),
             config,
             status: ServerStatus::Initializing,
             users: IndexMap::new(),
@@ -243,9 +263,24 @@ impl ServerCore {
         self.connections.len()
     }
 
-    /// The earliest moment [`ServerCore::tick`] has work to do (an authentication deadline).
+    /// Link time limits running (armed or waiting for the next `tick`).
+    pub fn link_timer_count(&self) -> usize {
+        self.link_timers.len()
+    }
+
+    /// Link requests waiting for the host's authentication answer.
+    pub fn pending_link_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The earliest moment [`ServerCore::tick`] has work to do (an authentication deadline or a
+    /// link time limit).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.pending.values().map(|p| p.deadline).min()
+        let auth = self.pending.values().map(|p| p.deadline).min();
+        match (auth, self.link_timers.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ----- lifecycle --------------------------------------------------------------------------
@@ -280,7 +315,8 @@ impl ServerCore {
         let mut ids: Vec<ConnectionId> = self.connections.keys().copied().collect();
         ids.sort_unstable();
         for connection in ids {
-            self.outputs.push_back(Output::Close { connection });
+            self.link_timers.stop(connection);
+            self.outputs.push_back(Output::Close { connection, reason: "" });
         }
         Ok(())
     }
@@ -290,6 +326,7 @@ impl ServerCore {
         if self.status != ServerStatus::Closed {
             self.status = ServerStatus::Closed;
             self.connections.clear();
+            self.link_timers = LinkTimers::new(self.config.link_timeout);
             self.emit(ServerEvent::Close);
         }
     }
@@ -299,7 +336,9 @@ impl ServerCore {
     pub fn connection_opened(&mut self, connection: ConnectionId) {
         if self.status != ServerStatus::Listening {
             // A connection that raced with close is refused.
-            self.outputs.push_back(Output::Close { connection });
+            self.outputs.push_back(Output::Close { connection, reason: "" });
+        } else {
+            self.link_timers.start(connection);
         }
         self.connections.insert(connection, Connection::default());
     }
@@ -309,6 +348,7 @@ impl ServerCore {
         if let Some(username) = self.linked_username(connection) {
             self.unlink_user(&username);
         }
+        self.link_timers.stop(connection);
         if let Some(state) = self.connections.remove(&connection) {
             if let Some(request) = state.pending_request {
                 self.pending.remove(&request);
@@ -362,8 +402,13 @@ impl ServerCore {
         Ok(())
     }
 
-    /// Rejects every link whose authentication deadline has passed.
+    /// Rejects every link whose authentication deadline has passed, and closes every connection
+    /// whose link time is up. Link time limits started since the last input count from `now`.
     pub fn tick(&mut self, now: Instant) {
+        self.link_timers.arm(now);
+        while let Some(connection) = self.link_timers.pop_expired(now) {
+            self.outputs.push_back(Output::Close { connection, reason: REASON_LINK_TIMEOUT });
+        }
         while let Some((&id, pending)) = self.pending.iter().find(|(_, p)| p.deadline <= now) {
             let connection = pending.connection;
             self.pending.remove(&id);
@@ -384,6 +429,9 @@ impl ServerCore {
         }
         if !self.is_valid_username(username) {
             return Err(ActionError::InvalidUsername(username.to_string()));
+        }
+        if self.users.len() >= self.config.max_users {
+            return Err(ActionError::TooManyUsers(self.config.max_users));
         }
         self.join_user(username);
         Ok(())
@@ -478,6 +526,7 @@ impl ServerCore {
     fn link_obstacle(&self, username: &str) -> Option<String> {
         match self.users.get(username) {
             None if !self.config.accept_new_users => Some(REASON_NOT_ACCEPTING.to_string()),
+            None if self.users.len() >= self.config.max_users => Some(REASON_FULL.to_string()),
             Some(Some(_)) => Some(format!("user {username} is already linked to a connection")),
             _ => None,
         }
@@ -502,6 +551,7 @@ impl ServerCore {
     }
 
     fn link_user(&mut self, connection: ConnectionId, username: String) {
+        self.link_timers.stop(connection);
         self.users.insert(username.clone(), Some(connection));
         if let Some(state) = self.connections.get_mut(&connection) {
             state.username = Some(username.clone());
@@ -534,6 +584,7 @@ impl ServerCore {
         self.users.insert(username.to_string(), None);
         if let Some(state) = self.connections.get_mut(&connection) {
             state.username = None;
+            self.link_timers.start(connection);
         }
         self.emit(ServerEvent::Unlink { username: username.to_string() });
     }

@@ -12,7 +12,8 @@ struct Harness {
 fn render(output: Output) -> String {
     match output {
         Output::Send { to, frame } => format!("{to} <- {}", String::from_utf8(frame.to_vec()).unwrap()),
-        Output::Close { connection } => format!("close {connection}"),
+        Output::Close { connection, reason: "" } => format!("close {connection}"),
+        Output::Close { connection, reason } => format!("close {connection} ({reason})"),
         Output::Event(event) => match event {
             ServerEvent::Listen { port } => format!("event listen {port}"),
             ServerEvent::Authenticate { request_id, username, is_new_user, auth } => {
@@ -513,4 +514,69 @@ fn a_user_has_at_most_one_connection_and_a_connection_at_most_one_user() {
         lines(&[format!("1 <- {}", unlinked("simon")), "event unlink simon".into()])
     );
     assert_eq!(h.users(), [("simon".into(), false)]);
+}
+
+#[test]
+fn limits_the_most_users_rejects_links_of_new_users_and_joins_when_full() {
+    let config = ServerCoreConfig { max_users: 2, ..Default::default() };
+    let mut h = Harness::with(config);
+    h.linked(1, "simon");
+    h.core.join("lisa").unwrap();
+    h.outputs();
+    h.open(3);
+    assert_eq!(h.frame(3, &link_frame("marco")), [format!("3 <- {}", rejected("server is full"))]);
+    assert_eq!(h.core.join("marco"), Err(ActionError::TooManyUsers(2)));
+    assert_eq!(ActionError::TooManyUsers(2).to_string(), "the server already has its most users (2)");
+    // Known users still link while the server is full, and a leave makes room.
+    assert!(h.frame(3, &link_frame("lisa")).contains(&"event link lisa".to_string()));
+    h.core.kick("simon").unwrap();
+    h.outputs();
+    h.open(4);
+    assert!(h.frame(4, &link_frame("marco")).contains(&"event join marco".to_string()));
+    assert_eq!(h.users(), [("lisa".to_string(), true), ("marco".to_string(), true)]);
+}
+
+#[test]
+fn link_timeout_closes_connections_left_unlinked_since_opening_or_unlinking() {
+    let limit = Duration::from_secs(30);
+    let config = ServerCoreConfig { link_timeout: Some(limit), ..Default::default() };
+    let mut h = Harness::with(config);
+    let start = h.now;
+    h.open(1);
+    h.open(2);
+    h.open(3);
+    h.core.tick(start);
+    assert_eq!(h.core.link_timer_count(), 3);
+    assert_eq!(h.core.next_deadline(), Some(start + limit));
+    // 2 links in time; 3 is rejected (a rejection is not a link) and keeps its deadline.
+    h.now = start + Duration::from_secs(10);
+    h.frame(2, &link_frame("simon"));
+    assert_eq!(h.frame(3, &link_frame("x")), [format!("3 <- {}", rejected("invalid username"))]);
+    h.core.tick(start + limit - Duration::from_millis(1));
+    assert_eq!(h.outputs(), Vec::<String>::new());
+    h.core.tick(start + limit);
+    assert_eq!(h.outputs(), ["close 1 (link timeout)", "close 3 (link timeout)"]);
+    h.core.connection_closed(1);
+    h.core.connection_closed(3);
+    // Unlinked by the host at 40 s: its time counts from the next tick after that.
+    h.core.unlink("simon").unwrap();
+    h.outputs();
+    h.core.tick(start + Duration::from_secs(40));
+    assert_eq!(h.core.next_deadline(), Some(start + Duration::from_secs(40) + limit));
+    h.core.tick(start + Duration::from_secs(69));
+    assert_eq!(h.outputs(), Vec::<String>::new());
+    h.core.tick(start + Duration::from_secs(70));
+    assert_eq!(h.outputs(), ["close 2 (link timeout)"]);
+    h.core.connection_closed(2);
+    assert_eq!(h.core.link_timer_count(), 0);
+    assert_eq!(h.core.next_deadline(), None);
+}
+
+#[test]
+fn no_link_timeout_by_default_in_the_core() {
+    let mut h = Harness::new();
+    h.open(1);
+    h.core.tick(h.now + Duration::from_secs(3600));
+    assert_eq!(h.outputs(), Vec::<String>::new());
+    assert_eq!(h.core.link_timer_count(), 0);
 }

@@ -95,9 +95,9 @@ impl ConnectionHandle {
         let _ = self.tx.send(Outgoing::Frame(frame));
     }
 
-    /// Closes after the frames already queued (close code 1000).
-    pub fn close(&self) {
-        let _ = self.tx.send(Outgoing::Close(CloseCode::Normal, ""));
+    /// Closes after the frames already queued (close code 1000, with `reason`, which may be empty).
+    pub fn close(&self, reason: &'static str) {
+        let _ = self.tx.send(Outgoing::Close(CloseCode::Normal, reason));
     }
 
     fn kill(&self, reason: &'static str) {
@@ -268,7 +268,7 @@ pub async fn run<S>(
 fn code_reason((code, reason): (CloseCode, &str)) -> Option<String> {
     match code {
         CloseCode::Policy | CloseCode::Size => Some(reason.to_string()),
-        CloseCode::Away if !reason.is_empty() => Some(reason.to_string()),
+        CloseCode::Normal | CloseCode::Away if !reason.is_empty() => Some(reason.to_string()),
         _ => None,
     }
 }

@@ -13,7 +13,9 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use super::admission::{Admission, Ticket};
 use super::connection::{self, ConnectionSettings, NetEvent};
+use super::echo;
 use super::inbox::InboxSender;
 use super::runtime;
 use super::signal::Signal;
@@ -30,6 +32,12 @@ pub struct ListenerSettings {
     pub max_message_size: usize,
     /// A peer that has not completed its WebSocket handshake by then is dropped.
     pub handshake_timeout: Duration,
+    /// Most connections at once, handshakes included; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Most connections at once from one IP address (`None`: no cap).
+    pub max_connections_per_address: Option<usize>,
+    /// Echo every message back instead of speaking Krmx (conformance testing only).
+    pub echo: bool,
 }
 
 /// A running listener. Dropping it does not stop it; `shutdown` does.
@@ -75,6 +83,7 @@ async fn accept_loop(
     inbox: InboxSender<NetEvent>,
     shutdown: Arc<Signal>,
 ) {
+    let admission = Admission::new(settings.max_connections, settings.max_connections_per_address);
     let settings = Arc::new(settings);
     let next_id = AtomicU64::new(1);
     let mut connections = JoinSet::new();
@@ -83,10 +92,16 @@ async fn accept_loop(
             _ = shutdown.wait() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let id = next_id.fetch_add(1, Ordering::Relaxed);
-                    connections.spawn(serve(stream, id, settings.clone(), inbox.clone(), shutdown.clone()));
-                }
+                Ok((stream, peer)) => match admission.admit(peer.ip()) {
+                    Ok(ticket) => {
+                        let id = next_id.fetch_add(1, Ordering::Relaxed);
+                        connections.spawn(serve(stream, id, ticket, settings.clone(), inbox.clone(), shutdown.clone()));
+                    }
+                    Err(refusal) => {
+                        let admission = admission.clone();
+                        connections.spawn(async move { admission.refuse(stream, refusal).await });
+                    }
+                },
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             },
@@ -100,6 +115,7 @@ async fn accept_loop(
 async fn serve(
     stream: TcpStream,
     id: u64,
+    _ticket: Ticket,
     settings: Arc<ListenerSettings>,
     inbox: InboxSender<NetEvent>,
     shutdown: Arc<Signal>,
@@ -139,5 +155,9 @@ async fn serve(
             Ok(Err(_)) | Err(_) => return,
         },
     };
-    connection::run(ws, id, settings.connection.clone(), inbox, shutdown).await;
+    if settings.echo {
+        echo::run(ws, shutdown).await;
+    } else {
+        connection::run(ws, id, settings.connection.clone(), inbox, shutdown).await;
+    }
 }

@@ -1,8 +1,10 @@
 //! The I/O side: one lazily started tokio runtime for every handle in the process. It accepts,
 //! reads, writes, pings and keeps handshake and liveness timers; it never runs protocol logic.
 
+pub mod admission;
 pub mod connection;
 pub mod dialer;
+pub mod echo;
 pub mod inbox;
 pub mod listener;
 pub mod signal;

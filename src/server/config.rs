@@ -38,6 +38,21 @@ pub struct ServerConfig {
     pub event_queue_bytes: usize,
     /// Replaces the default username rule.
     pub username_rule: Option<UsernameRule>,
+    /// Most connections open at once, counting those still in their handshake; more are
+    /// answered `503 Service Unavailable` and closed. Default 10000.
+    pub max_connections: usize,
+    /// Most connections open at once from one IP address, the same way. Default `None`: no cap
+    /// (players behind one NAT share an address).
+    pub max_connections_per_address: Option<usize>,
+    /// Most users known at once, linked or not; a link that would add one more is rejected with
+    /// `server is full`, and `join` fails. Default 10000.
+    pub max_users: usize,
+    /// A connection that stays unlinked this long (since it opened, or since its user was
+    /// unlinked) is closed with the reason `link timeout`. Default 30 s; `None`: never.
+    pub link_timeout: Option<Duration>,
+    /// Echo every WebSocket message straight back instead of speaking Krmx: for testing the
+    /// WebSocket layer with a conformance suite only. Default false.
+    pub echo: bool,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +71,11 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             event_queue_bytes: 16 << 20,
             username_rule: None,
+            max_connections: 10_000,
+            max_connections_per_address: None,
+            max_users: 10_000,
+            link_timeout: Some(Duration::from_secs(30)),
+            echo: false,
         }
     }
 }
@@ -69,6 +89,8 @@ impl ServerConfig {
             authenticate: self.authenticate,
             auth_timeout: self.auth_timeout,
             username_rule: self.username_rule,
+            max_users: self.max_users,
+            link_timeout: self.link_timeout.filter(|d| !d.is_zero()),
         };
         let listener = ListenerSettings {
             host: self.host,
@@ -80,6 +102,9 @@ impl ServerConfig {
             },
             max_message_size: self.max_message_size,
             handshake_timeout: self.handshake_timeout,
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            echo: self.echo,
         };
         // The queue must hold at least one largest message.
         let event_queue = self.event_queue_bytes.max(self.max_message_size + 1024);

@@ -215,6 +215,8 @@ impl State {
             }
             NetEvent::Wake => {}
         }
+        // Timers the input started (the link time limit) count from now.
+        self.core.tick(now);
         self.carry_out();
     }
 
@@ -227,9 +229,9 @@ impl State {
                         connection.send(frame);
                     }
                 }
-                Output::Close { connection } => {
+                Output::Close { connection, reason } => {
                     if let Some(connection) = self.connections.get(&connection) {
-                        connection.close();
+                        connection.close(reason);
                     }
                 }
                 Output::Event(event) => self.events.push_back(event),

@@ -1,7 +1,8 @@
 //! Shared helpers of the integration tests. Here: a minimal blocking WebSocket client over a real
 //! TCP socket (tungstenite's synchronous API on `std::net::TcpStream`), with every read bounded by
 //! a timeout. In the modules: child processes ([`child`]), the `krmx` binary ([`cli`]), Node.js
-//! and its npm packages ([`node`]), the C API ([`ffi`]), and building C programs ([`c_build`]).
+//! and its npm packages ([`node`]), the C API ([`ffi`]), building C programs ([`c_build`]), and a
+//! polled `krmx::Server` on a free port ([`server_harness`]).
 //!
 //! Pings from the server are answered (tungstenite queues the pong and writes it on the next
 //! read), but only while the test reads: a client that never reads never answers.
@@ -14,6 +15,7 @@ pub mod child;
 pub mod cli;
 pub mod ffi;
 pub mod node;
+pub mod server_harness;
 
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};

@@ -47,7 +47,22 @@ impl ServeArgs {
                 }
                 "--protocol-version" => config.protocol_version = value(&mut it, flag)?.to_string(),
                 "--max-message-bytes" => config.max_message_size = number(value(&mut it, flag)?, flag)?,
+                "--max-queued-bytes" => config.max_queued_bytes = number(value(&mut it, flag)?, flag)?,
+                "--handshake-timeout-ms" => {
+                    config.handshake_timeout = Duration::from_millis(number(value(&mut it, flag)?, flag)?)
+                }
+                "--max-connections" => config.max_connections = number(value(&mut it, flag)?, flag)?,
+                "--max-connections-per-address" => {
+                    let n: usize = number(value(&mut it, flag)?, flag)?;
+                    config.max_connections_per_address = (n > 0).then_some(n);
+                }
+                "--max-users" => config.max_users = number(value(&mut it, flag)?, flag)?,
+                "--link-timeout-ms" => {
+                    let ms: u64 = number(value(&mut it, flag)?, flag)?;
+                    config.link_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+                }
                 "--relay" => parsed.relay = true,
+                "--echo" => config.echo = true,
                 other => return Err(format!("unknown option {other:?}")),
             }
         }

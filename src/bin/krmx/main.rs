@@ -21,8 +21,16 @@ serve options:
   --auth-timeout-ms N       how long a link may wait for that decision (default 10000)
   --ping-interval-ms N      ping every N ms, closing connections that miss one (default 15000; 0 = off)
   --protocol-version V      protocol version to speak (default 0.5.5)
-  --max-message-bytes N     largest incoming message (default 1048576)
+  --max-message-bytes N     largest incoming message (default 1048576; larger closes with 1009)
+  --max-queued-bytes N      most bytes queued for one connection before it is cut off (default 1048576)
+  --handshake-timeout-ms N  how long a WebSocket handshake may take (default 10000)
+  --max-connections N       most connections at once (default 10000; more are answered 503)
+  --max-connections-per-address N  most connections at once from one address (default 0 = no cap)
+  --max-users N             most users at once (default 10000; more are rejected \"server is full\")
+  --link-timeout-ms N       close connections unlinked for this long (default 30000; 0 = never)
   --relay                   broadcast every custom message unchanged to every linked user
+  --echo                    send every WebSocket message straight back instead of speaking Krmx
+                            (for WebSocket conformance testing only)
 
 connect options (commands: link, send, unlink, leave, users, disconnect; exits after the close
 event, with 0 when it disconnected on request, else 1):
