@@ -164,6 +164,15 @@ pub async fn run<S>(
                         other => other.to_string(),
                     };
                 }
+                // Tell the peer what it broke (RFC 6455, 7.4.1), as far as the socket still takes it.
+                Some(Err(e @ (WsError::Utf8(_) | WsError::Protocol(_)))) => {
+                    let close = match e {
+                        WsError::Utf8(_) => Outgoing::Close(CloseCode::Invalid, "invalid UTF-8"),
+                        _ => Outgoing::Close(CloseCode::Protocol, "protocol error"),
+                    };
+                    let _ = tx.send(close);
+                    break format!("connection error: {e}");
+                }
                 Some(Err(e)) => break format!("connection error: {e}"),
             };
             let len = data.len();
