@@ -192,12 +192,22 @@ struct PendingLink {
     deadline: Instant,
 }
 
+/// A known user: its linked connection, if any, and the presence frames that name it, serialized
+/// once when it joins (a link sends the whole table to the new connection: N frames per link, N²
+/// in all, so they must cost no more than a copy of a pointer).
+#[derive(Debug)]
+struct UserEntry {
+    connection: Option<ConnectionId>,
+    joined_frame: Bytes,
+    linked_frame: Bytes,
+}
+
 /// The Krmx server state machine.
 pub struct ServerCore {
     config: ServerCoreConfig,
     status: ServerStatus,
     /// Users in join order; the value is the linked connection, if any.
-    users: IndexMap<String, Option<ConnectionId>>,
+    users: IndexMap<String, UserEntry>,
     connections: HashMap<ConnectionId, Connection>,
     pending: BTreeMap<u64, PendingLink>,
     link_timers: LinkTimers,
@@ -246,12 +256,12 @@ impl ServerCore {
 
     /// Users in join order.
     pub fn users(&self) -> impl ExactSizeIterator<Item = (&str, bool)> + '_ {
-        self.users.iter().map(|(name, connection)| (name.as_str(), connection.is_some()))
+        self.users.iter().map(|(name, user)| (name.as_str(), user.connection.is_some()))
     }
 
     /// The user at `index` in join order.
     pub fn user_at(&self, index: usize) -> Option<(&str, bool)> {
-        self.users.get_index(index).map(|(name, connection)| (name.as_str(), connection.is_some()))
+        self.users.get_index(index).map(|(name, user)| (name.as_str(), user.connection.is_some()))
     }
 
     pub fn user_count(&self) -> usize {
@@ -439,7 +449,7 @@ impl ServerCore {
 
     pub fn unlink(&mut self, username: &str) -> Result<(), ActionError> {
         self.can_only("unlink a user", &[ServerStatus::Listening, ServerStatus::Closing])?;
-        match self.users.get(username) {
+        match self.connection_of(username) {
             None => Err(ActionError::UnknownUser(username.to_string())),
             Some(None) => Err(ActionError::UserNotLinked(username.to_string())),
             Some(Some(_)) => {
@@ -464,12 +474,12 @@ impl ServerCore {
         if message.is_reserved() {
             return Err(ActionError::ReservedType);
         }
-        match self.users.get(username) {
+        match self.connection_of(username) {
             None => Err(ActionError::UnknownUser(username.to_string())),
             Some(None) => Err(ActionError::UserNotLinked(username.to_string())),
             Some(Some(connection)) => {
                 let frame = message.to_frame();
-                self.outputs.push_back(Output::Send { to: *connection, frame });
+                self.outputs.push_back(Output::Send { to: connection, frame });
                 Ok(())
             }
         }
@@ -524,7 +534,7 @@ impl ServerCore {
 
     /// The checks of step 3 that depend on the server's state rather than on the request.
     fn link_obstacle(&self, username: &str) -> Option<String> {
-        match self.users.get(username) {
+        match self.connection_of(username) {
             None if !self.config.accept_new_users => Some(REASON_NOT_ACCEPTING.to_string()),
             None if self.users.len() >= self.config.max_users => Some(REASON_FULL.to_string()),
             Some(Some(_)) => Some(format!("user {username} is already linked to a connection")),
@@ -545,26 +555,28 @@ impl ServerCore {
     }
 
     fn join_user(&mut self, username: &str) {
-        self.broadcast_frame(krmx::joined(username).to_frame(), None);
-        self.users.insert(username.to_string(), None);
+        let joined_frame = krmx::joined(username).to_frame();
+        self.broadcast_frame(joined_frame.clone(), None);
+        let linked_frame = krmx::linked(username).to_frame();
+        self.users.insert(username.to_string(), UserEntry { connection: None, joined_frame, linked_frame });
         self.emit(ServerEvent::Join { username: username.to_string() });
     }
 
     fn link_user(&mut self, connection: ConnectionId, username: String) {
         self.link_timers.stop(connection);
-        self.users.insert(username.clone(), Some(connection));
+        let Some(user) = self.users.get_mut(&username) else { return };
+        user.connection = Some(connection);
+        let linked_frame = user.linked_frame.clone();
         if let Some(state) = self.connections.get_mut(&connection) {
             state.username = Some(username.clone());
         }
-        let table: Vec<(String, bool)> =
-            self.users.iter().map(|(name, linked)| (name.clone(), linked.is_some())).collect();
-        for (other, is_linked) in table {
-            self.send_to(connection, krmx::joined(&other).to_frame());
-            if is_linked {
-                self.send_to(connection, krmx::linked(&other).to_frame());
+        for user in self.users.values() {
+            self.outputs.push_back(Output::Send { to: connection, frame: user.joined_frame.clone() });
+            if user.connection.is_some() {
+                self.outputs.push_back(Output::Send { to: connection, frame: user.linked_frame.clone() });
             }
         }
-        self.broadcast_frame(krmx::linked(&username).to_frame(), Some(&username));
+        self.broadcast_frame(linked_frame, Some(&username));
         self.emit(ServerEvent::Link { username });
     }
 
@@ -579,9 +591,11 @@ impl ServerCore {
 
     /// Step 6.
     fn unlink_user(&mut self, username: &str) {
-        let Some(Some(connection)) = self.users.get(username).copied() else { return };
+        let Some(Some(connection)) = self.connection_of(username) else { return };
         self.broadcast_frame(krmx::unlinked(username).to_frame(), None);
-        self.users.insert(username.to_string(), None);
+        if let Some(user) = self.users.get_mut(username) {
+            user.connection = None;
+        }
         if let Some(state) = self.connections.get_mut(&connection) {
             state.username = None;
             self.link_timers.start(connection);
@@ -591,7 +605,7 @@ impl ServerCore {
 
     /// Step 7.
     fn leave(&mut self, username: &str) {
-        let Some(linked) = self.users.get(username).copied() else { return };
+        let Some(linked) = self.connection_of(username) else { return };
         let left = krmx::left(username).to_frame();
         if let Some(connection) = linked {
             self.unlink_user(username);
@@ -612,10 +626,10 @@ impl ServerCore {
 
     /// One frame, shared by every linked user but `skip`.
     fn broadcast_frame(&mut self, frame: Bytes, skip: Option<&str>) {
-        for (name, connection) in &self.users {
-            if let Some(connection) = connection {
+        for (name, user) in &self.users {
+            if let Some(connection) = user.connection {
                 if skip != Some(name.as_str()) {
-                    self.outputs.push_back(Output::Send { to: *connection, frame: frame.clone() });
+                    self.outputs.push_back(Output::Send { to: connection, frame: frame.clone() });
                 }
             }
         }
@@ -623,6 +637,11 @@ impl ServerCore {
 
     fn emit(&mut self, event: ServerEvent) {
         self.outputs.push_back(Output::Event(event));
+    }
+
+    /// `None`: no such user; `Some(None)`: known but not linked.
+    fn connection_of(&self, username: &str) -> Option<Option<ConnectionId>> {
+        self.users.get(username).map(|user| user.connection)
     }
 
     fn linked_username(&self, connection: ConnectionId) -> Option<String> {
