@@ -406,3 +406,24 @@ fn protocol_version_ping_interval_message_size_and_host_options() {
     s.expect(json!({ "event": "leave", "username": "lisa" }));
     s.expect(json!({ "event": "close" }));
 }
+
+#[test]
+fn limit_options_refuse_connections_and_users_and_close_idle_connections() {
+    let s = Serve::start(&[
+        "--max-connections", "3", "--max-connections-per-address", "2", "--max-users", "1",
+        "--link-timeout-ms", "300", "--handshake-timeout-ms", "5000", "--max-queued-bytes", "65536",
+    ]);
+    let mut simon = s.linked("simon");
+    let mut second = s.connect("second");
+    // Both places of 127.0.0.1 are taken.
+    assert_eq!(handshake_status(&s.url()), 503);
+    // --max-users 1: a second user is refused.
+    second.send_link("lisa");
+    second.expect_frame(&rejected("server is full"));
+    // --link-timeout-ms: the connection that did not link is closed; the linked one stays.
+    let close = second.expect_closed().expect("a close frame");
+    assert_eq!(close.reason.as_str(), "link timeout");
+    simon.expect_silence(std::time::Duration::from_millis(100));
+    simon.send_text(&frame("chat/say", None));
+    s.expect(json!({ "event": "message", "username": "simon", "message": { "type": "chat/say" } }));
+}
