@@ -48,7 +48,8 @@ impl Listener {
         let shutdown = Arc::new(Signal::default());
         let _guard = runtime().enter();
         let listener = TcpListener::from_std(std_listener)?;
-        runtime().spawn(accept_loop(listener, settings, inbox, shutdown.clone()));
+        let tasks = inbox.tasks().clone();
+        tasks.spawn(accept_loop(listener, settings, inbox, shutdown.clone()));
         Ok(Listener { port, shutdown })
     }
 

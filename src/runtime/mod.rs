@@ -6,6 +6,7 @@ pub mod dialer;
 pub mod inbox;
 pub mod listener;
 pub mod signal;
+pub mod tasks;
 
 use std::sync::LazyLock;
 
