@@ -1,7 +1,7 @@
 //! The client's C API: `krmx_client_*` and `krmx_send`.
 
 use std::ffi::c_char;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::event::{poll_into, EventStrings, KrmxEvent};
@@ -134,7 +134,7 @@ unsafe fn client_config(config: &KrmxClientConfig) -> Result<ClientConfig, FfiEr
 }
 
 /// The live client behind a handle, or the reason there is none.
-unsafe fn handle<'a>(client: *const KrmxClient) -> Result<&'a KrmxClient, FfiError> {
+unsafe fn handle(client: *const KrmxClient) -> Result<Arc<KrmxClient>, FfiError> {
     live(client, HandleKind::Client)
 }
 
@@ -391,7 +391,7 @@ pub unsafe extern "C" fn krmx_client_disconnect(client: *mut KrmxClient) -> Krmx
 #[no_mangle]
 pub unsafe extern "C" fn krmx_client_free(client: *mut KrmxClient) -> KrmxResult {
     guard("krmx_client_free", || {
-        free(client, HandleKind::Client)?;
+        free(client, HandleKind::Client, |handle| handle.client.waker().wake())?;
         Ok(KRMX_OK)
     })
 }

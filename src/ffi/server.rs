@@ -1,7 +1,7 @@
 //! The server's C API: `krmx_server_*`.
 
 use std::ffi::{c_char, c_void};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::event::{poll_into, EventStrings, KrmxEvent};
@@ -206,7 +206,7 @@ unsafe fn server_config(config: &KrmxServerConfig) -> Result<ServerConfig, FfiEr
 }
 
 /// The live server behind a handle, or the reason there is none.
-unsafe fn handle<'a>(server: *const KrmxServer) -> Result<&'a KrmxServer, FfiError> {
+unsafe fn handle(server: *const KrmxServer) -> Result<Arc<KrmxServer>, FfiError> {
     live(server, HandleKind::Server)
 }
 
@@ -498,7 +498,7 @@ pub unsafe extern "C" fn krmx_server_close(server: *mut KrmxServer) -> KrmxResul
 #[no_mangle]
 pub unsafe extern "C" fn krmx_server_free(server: *mut KrmxServer) -> KrmxResult {
     guard("krmx_server_free", || {
-        free(server, HandleKind::Server)?;
+        free(server, HandleKind::Server, |handle| handle.server.waker().wake())?;
         Ok(KRMX_OK)
     })
 }
