@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::event::{poll_into, EventStrings, KrmxEvent};
 use super::handles::{free, live, register, HandleKind};
 use super::result::{guard, FfiError, KrmxResult, KrmxResult::*};
-use super::strings::{copy_out, copy_user, optional, required};
-use crate::{Client, ClientConfig, ClientStatus, Message, ReconnectPolicy};
+use super::strings::{copy_out, copy_user, custom_message, optional, required};
+use crate::{Client, ClientConfig, ClientStatus, ReconnectPolicy};
 
 /// A Krmx client. Opaque: made by `krmx_client_new`, released by `krmx_client_free`.
 pub struct KrmxClient {
@@ -237,9 +237,7 @@ pub unsafe extern "C" fn krmx_client_leave(client: *mut KrmxClient) -> KrmxResul
 pub unsafe extern "C" fn krmx_send(client: *mut KrmxClient, message_type: *const c_char, payload_json: *const c_char) -> KrmxResult {
     guard("krmx_send", || {
         let client = handle(client)?;
-        let kind = required(message_type, "type")?;
-        let payload = optional(payload_json, "payload_json")?;
-        client.client.send(&Message::custom_from_json(kind, payload).map_err(crate::Error::from)?)?;
+        client.client.send(&custom_message(message_type, payload_json)?)?;
         Ok(KRMX_OK)
     })
 }
@@ -324,7 +322,7 @@ pub unsafe extern "C" fn krmx_client_username(
             .client
             .username()
             .ok_or_else(|| FfiError::new(KRMX_ERR_WRONG_STATUS, "the client is not linking or linked"))?;
-        copy_out(&name, username, capacity, username_len)?;
+        copy_out(&name, username, "username", capacity, username_len)?;
         Ok(KRMX_OK)
     })
 }

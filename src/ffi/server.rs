@@ -7,10 +7,10 @@ use std::time::Duration;
 use super::event::{poll_into, EventStrings, KrmxEvent};
 use super::handles::{free, live, register, HandleKind};
 use super::result::{guard, FfiError, KrmxResult, KrmxResult::*};
-use super::strings::{copy_user, optional, required};
+use super::strings::{copy_user, custom_message, optional, required};
 use crate::proto::requirements::QueryRequirement;
 use crate::proto::server::UsernameRule;
-use crate::{Message, Server, ServerConfig, ServerStatus};
+use crate::{Server, ServerConfig, ServerStatus};
 
 /// A Krmx server. Opaque: made by `krmx_server_new`, released by `krmx_server_free`.
 pub struct KrmxServer {
@@ -320,12 +320,6 @@ pub unsafe extern "C" fn krmx_server_authenticate(
         server.server.authenticate(request_id, decision)?;
         Ok(KRMX_OK)
     })
-}
-
-unsafe fn custom_message(message_type: *const c_char, payload_json: *const c_char) -> Result<Message, FfiError> {
-    let kind = required(message_type, "type")?;
-    let payload = optional(payload_json, "payload_json")?;
-    Ok(Message::custom_from_json(kind, payload).map_err(crate::Error::from)?)
 }
 
 /// Sends a custom message `{type, payload}` to one linked user. `payload_json` is JSON text, or
