@@ -307,3 +307,39 @@ fn null_and_foreign_handles_are_refused() {
         assert_eq!(krmx_server_free(ptr::null_mut()), KRMX_OK);
     }
 }
+
+/// The states (hex, as in /proc/net/tcp: 01 is ESTABLISHED) of this process's TCP sockets whose
+/// local port is `port`.
+fn tcp_states_on(port: u16) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = u16::from_str_radix(fields[1].rsplit(':').next()?, 16).ok()?;
+            (local_port == port).then(|| fields[3].to_string())
+        })
+        .collect()
+}
+
+/// A peer that stopped reading must not hold a free up for long, nor keep its socket open after
+/// the free returns: the connection gets a short grace for its last words, then its socket goes.
+#[test]
+fn a_free_closes_the_socket_of_a_peer_that_does_not_read() {
+    let (host, port) = Host::start(|config| config.max_queued_bytes = 64 << 20);
+    let slow = linked_client(&host, port, "slow");
+    let payload = c(&format!("\"{}\"", "x".repeat(1 << 20)));
+    for _ in 0..32 {
+        let sent = unsafe { krmx_server_send(host.raw(), c("slow").as_ptr(), c("test/big").as_ptr(), payload.as_ptr()) };
+        assert_eq!(sent, KRMX_OK, "{}", last_error());
+    }
+    // 32 MB queued for a peer that reads nothing: the server's writer is stuck on a full socket.
+    assert!(tcp_states_on(port).contains(&"01".to_string()), "the server's side is established: {:?}", tcp_states_on(port));
+    let started = std::time::Instant::now();
+    drop(host);
+    println!("freed in {:?}", started.elapsed());
+    let states = tcp_states_on(port);
+    assert!(!states.contains(&"01".to_string()) && !states.contains(&"0A".to_string()), "after the free, nothing is established or listening on the port: {states:?}");
+    drop(slow);
+}
