@@ -380,9 +380,13 @@ pub unsafe extern "C" fn krmx_client_disconnect(client: *mut KrmxClient) -> Krmx
     })
 }
 
-/// Releases a client. An open connection is closed (gracefully, on the I/O thread); the host is
-/// not told. Strings of the last event become invalid. NULL is a no-op; a handle
-/// that was already freed (or is not a handle of this kind) gives KRMX_ERR_INVALID_HANDLE.
+/// Releases a client in any status, and waits until everything it opened is closed: a connect in
+/// progress is abandoned, an open connection is closed (the server got the frames already queued,
+/// then close code 1001 "going away"; it unlinks the user), a reconnect that was waiting never
+/// starts. That takes milliseconds; a server that stopped reading gets up to 500 ms; never more
+/// than 2 s in all. The host is not told (no events). Strings of the last event become invalid.
+/// NULL is a no-op; a handle that was already freed (or is not a handle of this kind) gives
+/// KRMX_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `client` is NULL or a handle from `krmx_client_new`; it must not be used again.
