@@ -462,6 +462,11 @@ fn table() -> BTreeMap<&'static str, Vec<Case>> {
         case("username", Value, KRMX_ERR_UNKNOWN_USER, "user nobody does not exist", |f| unsafe {
             krmx_server_send(f.server, c("nobody").as_ptr(), c("test/x").as_ptr(), ptr::null())
         }),
+        // Nested deeper than the JSON parser goes: refused, not a stack overflow.
+        case("payload_json", NotJson, KRMX_ERR_INVALID_JSON, "payload_json is not valid JSON: recursion limit exceeded", |f| unsafe {
+            let deep = c(&format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)));
+            krmx_server_send(f.server, c("alice").as_ptr(), c("test/x").as_ptr(), deep.as_ptr())
+        }),
     ]);
     t.insert("krmx_server_send", send);
 
