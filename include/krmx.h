@@ -20,8 +20,10 @@
  *   krmx_server_wake() and krmx_client_wake() interrupt a waiting poll from another thread.
  *   A thousand clients in one process still share the same few I/O threads. Those threads (2, or
  *   KRMX_RUNTIME_THREADS from the environment) start with the first handle and stay until the
- *   process exits; nothing else outlives a handle, so making and freeing handles over and over
- *   (an editor's Play button) leaves no threads, sockets or ports behind.
+ *   process exits (a client URL with a host name, not an IP address, also borrows a pooled thread
+ *   for resolving it, which ends after 10 s unused); nothing else outlives a handle, so making
+ *   and freeing handles over and over (an editor's Play button) leaves no threads, sockets or
+ *   ports behind.
  * - krmx_*_free closes what the handle opened and waits for it: when it returns, the handle's
  *   sockets are closed (peers got a close frame) and its port may be listened on again. That
  *   takes milliseconds; a peer that stopped reading adds up to half a second (never more than
