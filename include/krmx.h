@@ -300,7 +300,8 @@ typedef struct KrmxQueryRequirement {
 
 // Replaces the default username rule: return true when `username` (NUL-terminated UTF-8) is
 // acceptable. Called on the thread that calls `krmx_server_poll` or `krmx_server_join`, with the
-// `username_rule_data` given in the config; it must not call back into this server.
+// `username_rule_data` given in the config. It must not call back into a server: such a call
+// returns KRMX_ERR_WRONG_STATUS (it would otherwise wait for the rule's own caller forever).
 typedef bool (*KrmxUsernameRule)(void *user_data, const char *username);
 
 // How a server behaves. Fill it with `krmx_server_config_default`, then change what you need.

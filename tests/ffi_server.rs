@@ -343,3 +343,32 @@ fn a_free_closes_the_socket_of_a_peer_that_does_not_read() {
     assert!(!states.contains(&"01".to_string()) && !states.contains(&"0A".to_string()), "after the free, nothing is established or listening on the port: {states:?}");
     drop(slow);
 }
+
+/// The server a re-entering username rule calls, and what its call returned.
+static RULE_SERVER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static RULE_SAW: std::sync::Mutex<Vec<(KrmxResult, String)>> = std::sync::Mutex::new(Vec::new());
+
+unsafe extern "C" fn calls_back(_: *mut c_void, _: *const c_char) -> bool {
+    let server = RULE_SERVER.load(std::sync::atomic::Ordering::SeqCst) as *mut KrmxServer;
+    let mut count = 0usize;
+    let result = krmx_server_user_count(server, &mut count);
+    RULE_SAW.lock().unwrap().push((result, last_error()));
+    true
+}
+
+/// The header forbids a username rule to call back into a server; one that does gets an error
+/// code instead of waiting forever for the server it is called from.
+#[test]
+fn a_username_rule_that_calls_back_into_its_server_gets_an_error_not_a_deadlock() {
+    let server = Server::new(|config| config.username_rule = Some(calls_back));
+    RULE_SERVER.store(server.0 as usize, std::sync::atomic::Ordering::SeqCst);
+    server.listen();
+    assert_eq!(unsafe { krmx_server_join(server.0, c("simon").as_ptr()) }, KRMX_OK, "{}", last_error());
+    let expected = (
+        KRMX_ERR_WRONG_STATUS,
+        "krmx_server_user_count: a server must not be called from inside its username rule".to_string(),
+    );
+    assert_eq!(*RULE_SAW.lock().unwrap(), [expected]);
+    // Outside the rule, calls work again.
+    assert_eq!(server.users(), common::ffi::users(&[("simon", false)]));
+}

@@ -1,5 +1,6 @@
 //! The server's C API: `krmx_server_*`.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,7 +59,8 @@ pub struct KrmxQueryRequirement {
 
 /// Replaces the default username rule: return true when `username` (NUL-terminated UTF-8) is
 /// acceptable. Called on the thread that calls `krmx_server_poll` or `krmx_server_join`, with the
-/// `username_rule_data` given in the config; it must not call back into this server.
+/// `username_rule_data` given in the config. It must not call back into a server: such a call
+/// returns KRMX_ERR_WRONG_STATUS (it would otherwise wait for the rule's own caller forever).
 pub type KrmxUsernameRule = Option<unsafe extern "C" fn(user_data: *mut c_void, username: *const c_char) -> bool>;
 
 /// How a server behaves. Fill it with `krmx_server_config_default`, then change what you need.
@@ -149,12 +151,21 @@ struct ForeignUsernameRule {
 unsafe impl Send for ForeignUsernameRule {}
 unsafe impl Sync for ForeignUsernameRule {}
 
+thread_local! {
+    /// How deep this thread is inside username rules: the rule runs while its server is locked,
+    /// so a server call from inside it would wait for itself forever.
+    static IN_USERNAME_RULE: Cell<u32> = const { Cell::new(0) };
+}
+
 impl ForeignUsernameRule {
     fn accepts(&self, username: &str) -> bool {
         // A name with a NUL inside cannot be passed as a C string; no sane rule accepts it.
         let Ok(c_name) = std::ffi::CString::new(username) else { return false };
+        IN_USERNAME_RULE.with(|depth| depth.set(depth.get() + 1));
         // SAFETY: the host promised a callable rule; the name is a valid C string for the call.
-        unsafe { (self.rule)(self.data, c_name.as_ptr()) }
+        let accepted = unsafe { (self.rule)(self.data, c_name.as_ptr()) };
+        IN_USERNAME_RULE.with(|depth| depth.set(depth.get() - 1));
+        accepted
     }
 }
 
@@ -205,8 +216,11 @@ unsafe fn server_config(config: &KrmxServerConfig) -> Result<ServerConfig, FfiEr
     Ok(result)
 }
 
-/// The live server behind a handle, or the reason there is none.
+/// The live server behind a handle, or the reason there is none (or why it cannot be used now).
 unsafe fn handle(server: *const KrmxServer) -> Result<Arc<KrmxServer>, FfiError> {
+    if IN_USERNAME_RULE.with(Cell::get) > 0 {
+        return Err(FfiError::new(KRMX_ERR_WRONG_STATUS, "a server must not be called from inside its username rule"));
+    }
     live(server, HandleKind::Server)
 }
 
