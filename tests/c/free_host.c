@@ -11,6 +11,9 @@
  * The peers see each close (the server unlinks a freed client; clients of a freed server get
  * "closed by the peer (1001 going away)"), and a freed server's port is listened on again at once.
  *
+ * Breaking the header's rules must not crash either: a client freed while another thread waits in
+ * its poll, and one client freed by two threads at once.
+ *
  * Prints "free-ms SCENARIO MS" for each free (for the report, not checked), then
  * "free-host-passed"; exits 2 with the failed checks on stderr otherwise.
  */
@@ -18,6 +21,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -284,6 +288,78 @@ static void client_closed(void) {
     free_server("after-close", server);
 }
 
+/* ---- a free racing other threads (breaking the header's rule, which must not crash) ---- */
+
+static void *poll_until_refused(void *client) {
+    static KrmxResult last;
+    KrmxEvent event;
+    do last = krmx_client_poll((KrmxClient *)client, &event, -1);
+    while (last == KRMX_OK);
+    return &last;
+}
+
+/* One thread waits in krmx_client_poll(-1) on a linked client while this one frees it: the poll
+ * returns KRMX_NO_EVENT (or, between two polls, the next one is refused), and the handle goes
+ * when it does: once that thread is joined, its resources are back. */
+static void client_freed_while_polled(void) {
+    char url[64];
+    pthread_t thread;
+    void *result = NULL;
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    KrmxServer *server = listening_server(false, 0, url, sizeof url);
+    KrmxClient *client = new_client(false);
+    connect_and_link(server, client, url, "alice", 0);
+    if (pthread_create(&thread, NULL, poll_until_refused, client) != 0) {
+        failures++;
+        return;
+    }
+    nanosleep(&pause, NULL);
+    free_client("while-polled", client, KRMX_CLIENT_STATUS_LINKED);
+    pthread_join(thread, &result);
+    ASSERT(*(KrmxResult *)result == KRMX_NO_EVENT || *(KrmxResult *)result == KRMX_ERR_INVALID_HANDLE);
+    EXPECT_SERVER(server, KRMX_EVENT_JOIN, "alice");
+    EXPECT_SERVER(server, KRMX_EVENT_LINK, "alice");
+    EXPECT_SERVER(server, KRMX_EVENT_UNLINK, "alice");
+    free_server("after-racing-free", server);
+}
+
+static pthread_barrier_t both_ready;
+
+typedef struct {
+    KrmxClient *client;
+    KrmxResult result;
+} FreeAttempt;
+
+static void *free_after_barrier(void *attempt) {
+    FreeAttempt *a = (FreeAttempt *)attempt;
+    pthread_barrier_wait(&both_ready);
+    a->result = krmx_client_free(a->client);
+    return NULL;
+}
+
+/* Two threads free one connected client at the same moment: one free does it, the other is refused. */
+static void client_freed_twice_at_once(void) {
+    char url[64];
+    pthread_t threads[2];
+    FreeAttempt attempts[2];
+    int i;
+    KrmxServer *server = listening_server(false, 0, url, sizeof url);
+    KrmxClient *client = new_client(false);
+    CHECK(krmx_client_connect(client, url), KRMX_OK);
+    PUMP(server, client, KRMX_EVENT_CONNECT);
+    pthread_barrier_init(&both_ready, NULL, 2);
+    for (i = 0; i < 2; i++) {
+        attempts[i].client = client;
+        attempts[i].result = (KrmxResult)-1;
+        if (pthread_create(&threads[i], NULL, free_after_barrier, &attempts[i]) != 0) failures++;
+    }
+    for (i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&both_ready);
+    ASSERT((attempts[0].result == KRMX_OK && attempts[1].result == KRMX_ERR_INVALID_HANDLE) ||
+           (attempts[0].result == KRMX_ERR_INVALID_HANDLE && attempts[1].result == KRMX_OK));
+    free_server("after-double-free", server);
+}
+
 #define USERS 3
 
 static void server_with_linked_users(void) {
@@ -373,6 +449,8 @@ int main(void) {
         run("reconnect-wait", client_waiting_to_reconnect, baseline);
         run("closed", client_closed, baseline);
         run("server-with-users", server_with_linked_users, baseline);
+        run("freed-while-polled", client_freed_while_polled, baseline);
+        run("freed-twice-at-once", client_freed_twice_at_once, baseline);
     }
     close(blackhole);
 
