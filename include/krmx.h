@@ -18,7 +18,18 @@
  * - Threads: the library runs its I/O on one shared internal runtime. A handle's functions may be
  *   called from any thread (they are serialized internally); poll from one thread at a time.
  *   krmx_server_wake() and krmx_client_wake() interrupt a waiting poll from another thread.
- *   A thousand clients in one process still share the same few I/O threads.
+ *   A thousand clients in one process still share the same few I/O threads. Those threads (2, or
+ *   KRMX_RUNTIME_THREADS from the environment) start with the first handle and stay until the
+ *   process exits (a client URL with a host name, not an IP address, also borrows a pooled thread
+ *   for resolving it, which ends after 10 s unused); nothing else outlives a handle, so making
+ *   and freeing handles over and over (an editor's Play button) leaves no threads, sockets or
+ *   ports behind.
+ * - krmx_*_free closes what the handle opened and waits for it: when it returns, the handle's
+ *   sockets are closed (peers got a close frame) and its port may be listened on again. That
+ *   takes milliseconds; a peer that stopped reading adds up to half a second (never more than
+ *   2 s in all). Free a handle once, when no other thread is inside a call on it: a handle freed
+ *   meanwhile is not a crash (a poll waiting on it returns KRMX_NO_EVENT), but it is released,
+ *   and its sockets closed, only when that call returns.
  * - The protocol itself runs inside the calls (mostly in poll): the host sees exactly the events it
  *   has polled, and a call that cannot be done (sending to a user who is not linked) fails at once.
  *   A client's reconnect timers run inside krmx_client_poll too: keep polling while reconnecting.
@@ -291,7 +302,8 @@ typedef struct KrmxQueryRequirement {
 
 // Replaces the default username rule: return true when `username` (NUL-terminated UTF-8) is
 // acceptable. Called on the thread that calls `krmx_server_poll` or `krmx_server_join`, with the
-// `username_rule_data` given in the config; it must not call back into this server.
+// `username_rule_data` given in the config. It must not call back into a server: such a call
+// returns KRMX_ERR_WRONG_STATUS (it would otherwise wait for the rule's own caller forever).
 typedef bool (*KrmxUsernameRule)(void *user_data, const char *username);
 
 // How a server behaves. Fill it with `krmx_server_config_default`, then change what you need.
@@ -494,9 +506,13 @@ KrmxResult krmx_client_user(const struct KrmxClient *client,
 // As for `krmx_client_connect`.
 KrmxResult krmx_client_disconnect(struct KrmxClient *client);
 
-// Releases a client. An open connection is closed (gracefully, on the I/O thread); the host is
-// not told. Strings of the last event become invalid. NULL is a no-op; a handle
-// that was already freed (or is not a handle of this kind) gives KRMX_ERR_INVALID_HANDLE.
+// Releases a client in any status, and waits until everything it opened is closed: a connect in
+// progress is abandoned, an open connection is closed (the server got the frames already queued,
+// then close code 1001 "going away"; it unlinks the user), a reconnect that was waiting never
+// starts. That takes milliseconds; a server that stopped reading gets up to 500 ms; never more
+// than 2 s in all. The host is not told (no events). Strings of the last event become invalid.
+// NULL is a no-op; a handle that was already freed (or is not a handle of this kind) gives
+// KRMX_ERR_INVALID_HANDLE.
 //
 // # Safety
 // `client` is NULL or a handle from `krmx_client_new`; it must not be used again.
@@ -671,9 +687,13 @@ KrmxResult krmx_server_status(const struct KrmxServer *server, KrmxServerStatus 
 // `server` as for `krmx_server_listen`.
 KrmxResult krmx_server_close(struct KrmxServer *server);
 
-// Releases a server. Open connections are closed (gracefully, on the I/O thread) and the port is
-// released; the host is not told. Strings of the last event become invalid. NULL is a no-op; a handle
-// that was already freed (or is not a handle of this kind) gives KRMX_ERR_INVALID_HANDLE.
+// Releases a server, and waits until everything it opened is closed: when this returns, the
+// listening socket is closed (the port may be listened on again at once) and so is every
+// connection (each peer got the frames already queued, then close code 1001 "going away"). That
+// takes milliseconds; a peer that stopped reading gets up to 500 ms; never more than 2 s in all.
+// Users are not unlinked one by one and the host is not told (no events). Strings of the last
+// event become invalid. NULL is a no-op; a handle that was already freed (or is not a handle of
+// this kind) gives KRMX_ERR_INVALID_HANDLE.
 //
 // # Safety
 // `server` is NULL or a handle from `krmx_server_new`; it must not be used again.

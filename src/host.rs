@@ -19,7 +19,15 @@ pub(crate) trait Machine {
     /// The next event for the host, in order.
     fn pop_event(&mut self) -> Option<Self::Event>;
     fn has_events(&self) -> bool;
+    /// Asks every I/O task this machine started to end: listeners stop, dials are abandoned,
+    /// connections close (their peers get a close frame). Called once, when the host is dropped.
+    fn stop_io(&mut self);
 }
+
+/// How long dropping a host (`krmx_*_free`) waits for its I/O tasks to end. They end within
+/// milliseconds when the peers read; a peer that does not read gets the connection's short grace
+/// for freed handles (`FREED_GRACE` in runtime/connection.rs), well within this.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Wakes a thread blocked in a poll (which then returns). Cheap to clone; any thread.
 #[derive(Clone)]
@@ -33,7 +41,7 @@ impl Waker {
     }
 }
 
-pub(crate) struct Host<M> {
+pub(crate) struct Host<M: Machine> {
     state: Mutex<Guarded<M>>,
     inbox: InboxReceiver<NetEvent>,
     inbox_tx: InboxSender<NetEvent>,
@@ -119,5 +127,18 @@ impl<M: Machine> Host<M> {
                 None => {}
             }
         }
+    }
+}
+
+impl<M: Machine> Drop for Host<M> {
+    /// Ends what the host started before it goes: after this, none of its tasks runs, its sockets
+    /// are closed and its port may be listened on again (unless a task outlived `STOP_DEADLINE`,
+    /// which only a bug can make happen).
+    fn drop(&mut self) {
+        // First close the inbox: tasks waiting for room give up, and connections know their host
+        // is gone (so their last words get the short grace).
+        self.inbox.close();
+        self.lock().machine.stop_io();
+        self.inbox.tasks().wait(Instant::now() + STOP_DEADLINE);
     }
 }

@@ -173,9 +173,15 @@ fn link_messages_users_send_broadcast_kick_and_close_through_the_c_api() {
     simon.expect_frame(&left("lisa"));
     assert_eq!(host.server.users(), [("simon".to_string(), true)]);
 
+    // Polled on this thread from here: a polling thread could finish the close before the test
+    // sees the server closing.
+    let mut host = host;
+    host.poller.stop();
     assert_eq!(unsafe { krmx_server_close(host.raw()) }, KRMX_OK);
     assert_eq!(host.server.status(), KrmxServerStatus::KRMX_SERVER_STATUS_CLOSING);
-    host.expect(&["unlink simon", "leave simon", "close"]);
+    for expected in ["unlink simon", "leave simon", "close"] {
+        assert_eq!(host.server.poll(5_000), (KRMX_OK, expected.to_string()));
+    }
     simon.expect_frames(&[unlinked("simon"), left("simon")]);
     simon.expect_closed();
     assert_eq!(host.server.status(), KrmxServerStatus::KRMX_SERVER_STATUS_CLOSED);
@@ -306,4 +312,69 @@ fn null_and_foreign_handles_are_refused() {
         assert_eq!(krmx_server_free(fake), KRMX_ERR_INVALID_HANDLE);
         assert_eq!(krmx_server_free(ptr::null_mut()), KRMX_OK);
     }
+}
+
+/// The states (hex, as in /proc/net/tcp: 01 is ESTABLISHED) of this process's TCP sockets whose
+/// local port is `port`.
+fn tcp_states_on(port: u16) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = u16::from_str_radix(fields[1].rsplit(':').next()?, 16).ok()?;
+            (local_port == port).then(|| fields[3].to_string())
+        })
+        .collect()
+}
+
+/// A peer that stopped reading must not hold a free up for long, nor keep its socket open after
+/// the free returns: the connection gets a short grace for its last words, then its socket goes.
+#[test]
+fn a_free_closes_the_socket_of_a_peer_that_does_not_read() {
+    let (host, port) = Host::start(|config| config.max_queued_bytes = 64 << 20);
+    let slow = linked_client(&host, port, "slow");
+    let payload = c(&format!("\"{}\"", "x".repeat(1 << 20)));
+    for _ in 0..32 {
+        let sent = unsafe { krmx_server_send(host.raw(), c("slow").as_ptr(), c("test/big").as_ptr(), payload.as_ptr()) };
+        assert_eq!(sent, KRMX_OK, "{}", last_error());
+    }
+    // 32 MB queued for a peer that reads nothing: the server's writer is stuck on a full socket.
+    assert!(tcp_states_on(port).contains(&"01".to_string()), "the server's side is established: {:?}", tcp_states_on(port));
+    let started = std::time::Instant::now();
+    drop(host);
+    println!("freed in {:?}", started.elapsed());
+    let states = tcp_states_on(port);
+    assert!(!states.contains(&"01".to_string()) && !states.contains(&"0A".to_string()), "after the free, nothing is established or listening on the port: {states:?}");
+    drop(slow);
+}
+
+/// The server a re-entering username rule calls, and what its call returned.
+static RULE_SERVER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static RULE_SAW: std::sync::Mutex<Vec<(KrmxResult, String)>> = std::sync::Mutex::new(Vec::new());
+
+unsafe extern "C" fn calls_back(_: *mut c_void, _: *const c_char) -> bool {
+    let server = RULE_SERVER.load(std::sync::atomic::Ordering::SeqCst) as *mut KrmxServer;
+    let mut count = 0usize;
+    let result = krmx_server_user_count(server, &mut count);
+    RULE_SAW.lock().unwrap().push((result, last_error()));
+    true
+}
+
+/// The header forbids a username rule to call back into a server; one that does gets an error
+/// code instead of waiting forever for the server it is called from.
+#[test]
+fn a_username_rule_that_calls_back_into_its_server_gets_an_error_not_a_deadlock() {
+    let server = Server::new(|config| config.username_rule = Some(calls_back));
+    RULE_SERVER.store(server.0 as usize, std::sync::atomic::Ordering::SeqCst);
+    server.listen();
+    assert_eq!(unsafe { krmx_server_join(server.0, c("simon").as_ptr()) }, KRMX_OK, "{}", last_error());
+    let expected = (
+        KRMX_ERR_WRONG_STATUS,
+        "krmx_server_user_count: a server must not be called from inside its username rule".to_string(),
+    );
+    assert_eq!(*RULE_SAW.lock().unwrap(), [expected]);
+    // Outside the rule, calls work again.
+    assert_eq!(server.users(), common::ffi::users(&[("simon", false)]));
 }

@@ -222,16 +222,12 @@ impl Machine for State {
     fn has_events(&self) -> bool {
         !self.events.is_empty()
     }
-}
 
-impl Drop for State {
-    fn drop(&mut self) {
-        // The connection closes gracefully on the I/O thread; nothing waits for it here.
-        if let Some(connection) = &self.connection {
-            connection.close("");
-        }
+    fn stop_io(&mut self) {
+        // The dial's shutdown also closes the connection it opened ("going away").
         if let Some(dial) = &self.dial {
             dial.shutdown();
         }
     }
 }
+

@@ -1,14 +1,14 @@
 //! The client's C API: `krmx_client_*` and `krmx_send`.
 
 use std::ffi::c_char;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::event::{poll_into, EventStrings, KrmxEvent};
 use super::handles::{free, live, register, HandleKind};
 use super::result::{guard, FfiError, KrmxResult, KrmxResult::*};
-use super::strings::{copy_out, copy_user, optional, required};
-use crate::{Client, ClientConfig, ClientStatus, Message, ReconnectPolicy};
+use super::strings::{copy_out, copy_user, custom_message, optional, required};
+use crate::{Client, ClientConfig, ClientStatus, ReconnectPolicy};
 
 /// A Krmx client. Opaque: made by `krmx_client_new`, released by `krmx_client_free`.
 pub struct KrmxClient {
@@ -134,7 +134,7 @@ unsafe fn client_config(config: &KrmxClientConfig) -> Result<ClientConfig, FfiEr
 }
 
 /// The live client behind a handle, or the reason there is none.
-unsafe fn handle<'a>(client: *const KrmxClient) -> Result<&'a KrmxClient, FfiError> {
+unsafe fn handle(client: *const KrmxClient) -> Result<Arc<KrmxClient>, FfiError> {
     live(client, HandleKind::Client)
 }
 
@@ -237,9 +237,7 @@ pub unsafe extern "C" fn krmx_client_leave(client: *mut KrmxClient) -> KrmxResul
 pub unsafe extern "C" fn krmx_send(client: *mut KrmxClient, message_type: *const c_char, payload_json: *const c_char) -> KrmxResult {
     guard("krmx_send", || {
         let client = handle(client)?;
-        let kind = required(message_type, "type")?;
-        let payload = optional(payload_json, "payload_json")?;
-        client.client.send(&Message::custom_from_json(kind, payload).map_err(crate::Error::from)?)?;
+        client.client.send(&custom_message(message_type, payload_json)?)?;
         Ok(KRMX_OK)
     })
 }
@@ -324,7 +322,7 @@ pub unsafe extern "C" fn krmx_client_username(
             .client
             .username()
             .ok_or_else(|| FfiError::new(KRMX_ERR_WRONG_STATUS, "the client is not linking or linked"))?;
-        copy_out(&name, username, capacity, username_len)?;
+        copy_out(&name, username, "username", capacity, username_len)?;
         Ok(KRMX_OK)
     })
 }
@@ -382,16 +380,20 @@ pub unsafe extern "C" fn krmx_client_disconnect(client: *mut KrmxClient) -> Krmx
     })
 }
 
-/// Releases a client. An open connection is closed (gracefully, on the I/O thread); the host is
-/// not told. Strings of the last event become invalid. NULL is a no-op; a handle
-/// that was already freed (or is not a handle of this kind) gives KRMX_ERR_INVALID_HANDLE.
+/// Releases a client in any status, and waits until everything it opened is closed: a connect in
+/// progress is abandoned, an open connection is closed (the server got the frames already queued,
+/// then close code 1001 "going away"; it unlinks the user), a reconnect that was waiting never
+/// starts. That takes milliseconds; a server that stopped reading gets up to 500 ms; never more
+/// than 2 s in all. The host is not told (no events). Strings of the last event become invalid.
+/// NULL is a no-op; a handle that was already freed (or is not a handle of this kind) gives
+/// KRMX_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `client` is NULL or a handle from `krmx_client_new`; it must not be used again.
 #[no_mangle]
 pub unsafe extern "C" fn krmx_client_free(client: *mut KrmxClient) -> KrmxResult {
     guard("krmx_client_free", || {
-        free(client, HandleKind::Client)?;
+        free(client, HandleKind::Client, |handle| handle.client.waker().wake())?;
         Ok(KRMX_OK)
     })
 }

@@ -3,7 +3,7 @@
 //! memory that is not ours.
 
 use std::collections::HashSet;
-use std::sync::{LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 
 use super::result::{FfiError, KrmxResult};
 
@@ -36,31 +36,40 @@ fn key<T>(ptr: *const T, kind: HandleKind) -> (usize, HandleKind) {
     (!(ptr as usize), kind)
 }
 
-/// Boxes `value` and registers the pointer as a live handle of `kind`.
+/// Makes `value` a live handle of `kind`; the pointer is what the host holds.
 pub fn register<T>(value: T, kind: HandleKind) -> *mut T {
-    let ptr = Box::into_raw(Box::new(value));
+    let ptr = Arc::into_raw(Arc::new(value)).cast_mut();
     LIVE.write().unwrap_or_else(|e| e.into_inner()).insert(key(ptr, kind));
     ptr
 }
 
-/// The live handle behind `ptr`, or the error that explains why there is none.
+/// The live handle behind `ptr`, or the error that explains why there is none. The handle stays
+/// alive while the returned reference does: a host that frees it on another thread meanwhile (a
+/// bug the library survives) releases it only when this call is done.
 ///
 /// # Safety
-/// The host does not free the handle while the returned reference is in use (the header's rule).
-pub unsafe fn live<'a, T>(ptr: *const T, kind: HandleKind) -> Result<&'a T, FfiError> {
+/// `ptr` is NULL or any pointer: it is only compared with the registry until found there.
+pub unsafe fn live<T>(ptr: *const T, kind: HandleKind) -> Result<Arc<T>, FfiError> {
     if ptr.is_null() {
         return Err(FfiError::null(kind.name()));
     }
-    if !LIVE.read().unwrap_or_else(|e| e.into_inner()).contains(&key(ptr, kind)) {
+    let live = LIVE.read().unwrap_or_else(|e| e.into_inner());
+    if !live.contains(&key(ptr, kind)) {
         return Err(kind.not_live());
     }
-    // SAFETY: the registry holds only live handles of this kind, made by `register`.
-    Ok(unsafe { &*ptr })
+    // SAFETY: the registry holds only pointers made by `register` for this kind, and owns one
+    // strong count of each until `free` takes it out, which needs the write lock we exclude.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Ok(Arc::from_raw(ptr))
+    }
 }
 
 /// Releases a handle made by [`register`]: NULL does nothing; anything that is not a live handle
-/// of `kind` (freed already, or of the other kind) is an error.
-pub fn free<T>(ptr: *mut T, kind: HandleKind) -> Result<(), FfiError> {
+/// of `kind` (freed already, or of the other kind) is an error. `wake` is given the handle first,
+/// to end a poll another thread may be waiting in; the handle is dropped here, or when the last
+/// call still using it returns.
+pub fn free<T>(ptr: *mut T, kind: HandleKind, wake: impl FnOnce(&T)) -> Result<(), FfiError> {
     if ptr.is_null() {
         return Ok(());
     }
@@ -68,8 +77,10 @@ pub fn free<T>(ptr: *mut T, kind: HandleKind) -> Result<(), FfiError> {
     if !removed {
         return Err(kind.not_live());
     }
-    // SAFETY: only pointers made by `register` for this kind are in the registry, and removing it
-    // made this the one owner.
-    drop(unsafe { Box::from_raw(ptr) });
+    // SAFETY: the pointer came from `Arc::into_raw` in `register`; removing it from the registry
+    // handed us the registry's strong count.
+    let handle = unsafe { Arc::from_raw(ptr.cast_const()) };
+    wake(&handle);
+    drop(handle);
     Ok(())
 }

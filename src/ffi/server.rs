@@ -1,16 +1,17 @@
 //! The server's C API: `krmx_server_*`.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_void};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::event::{poll_into, EventStrings, KrmxEvent};
 use super::handles::{free, live, register, HandleKind};
 use super::result::{guard, FfiError, KrmxResult, KrmxResult::*};
-use super::strings::{copy_user, optional, required};
+use super::strings::{copy_user, custom_message, optional, required};
 use crate::proto::requirements::QueryRequirement;
 use crate::proto::server::UsernameRule;
-use crate::{Message, Server, ServerConfig, ServerStatus};
+use crate::{Server, ServerConfig, ServerStatus};
 
 /// A Krmx server. Opaque: made by `krmx_server_new`, released by `krmx_server_free`.
 pub struct KrmxServer {
@@ -58,7 +59,8 @@ pub struct KrmxQueryRequirement {
 
 /// Replaces the default username rule: return true when `username` (NUL-terminated UTF-8) is
 /// acceptable. Called on the thread that calls `krmx_server_poll` or `krmx_server_join`, with the
-/// `username_rule_data` given in the config; it must not call back into this server.
+/// `username_rule_data` given in the config. It must not call back into a server: such a call
+/// returns KRMX_ERR_WRONG_STATUS (it would otherwise wait for the rule's own caller forever).
 pub type KrmxUsernameRule = Option<unsafe extern "C" fn(user_data: *mut c_void, username: *const c_char) -> bool>;
 
 /// How a server behaves. Fill it with `krmx_server_config_default`, then change what you need.
@@ -166,12 +168,21 @@ struct ForeignUsernameRule {
 unsafe impl Send for ForeignUsernameRule {}
 unsafe impl Sync for ForeignUsernameRule {}
 
+thread_local! {
+    /// How deep this thread is inside username rules: the rule runs while its server is locked,
+    /// so a server call from inside it would wait for itself forever.
+    static IN_USERNAME_RULE: Cell<u32> = const { Cell::new(0) };
+}
+
 impl ForeignUsernameRule {
     fn accepts(&self, username: &str) -> bool {
         // A name with a NUL inside cannot be passed as a C string; no sane rule accepts it.
         let Ok(c_name) = std::ffi::CString::new(username) else { return false };
+        IN_USERNAME_RULE.with(|depth| depth.set(depth.get() + 1));
         // SAFETY: the host promised a callable rule; the name is a valid C string for the call.
-        unsafe { (self.rule)(self.data, c_name.as_ptr()) }
+        let accepted = unsafe { (self.rule)(self.data, c_name.as_ptr()) };
+        IN_USERNAME_RULE.with(|depth| depth.set(depth.get() - 1));
+        accepted
     }
 }
 
@@ -230,8 +241,11 @@ unsafe fn server_config(config: &KrmxServerConfig) -> Result<ServerConfig, FfiEr
     Ok(result)
 }
 
-/// The live server behind a handle, or the reason there is none.
-unsafe fn handle<'a>(server: *const KrmxServer) -> Result<&'a KrmxServer, FfiError> {
+/// The live server behind a handle, or the reason there is none (or why it cannot be used now).
+unsafe fn handle(server: *const KrmxServer) -> Result<Arc<KrmxServer>, FfiError> {
+    if IN_USERNAME_RULE.with(Cell::get) > 0 {
+        return Err(FfiError::new(KRMX_ERR_WRONG_STATUS, "a server must not be called from inside its username rule"));
+    }
     live(server, HandleKind::Server)
 }
 
@@ -345,12 +359,6 @@ pub unsafe extern "C" fn krmx_server_authenticate(
         server.server.authenticate(request_id, decision)?;
         Ok(KRMX_OK)
     })
-}
-
-unsafe fn custom_message(message_type: *const c_char, payload_json: *const c_char) -> Result<Message, FfiError> {
-    let kind = required(message_type, "type")?;
-    let payload = optional(payload_json, "payload_json")?;
-    Ok(Message::custom_from_json(kind, payload).map_err(crate::Error::from)?)
 }
 
 /// Sends a custom message `{type, payload}` to one linked user. `payload_json` is JSON text, or
@@ -514,16 +522,20 @@ pub unsafe extern "C" fn krmx_server_close(server: *mut KrmxServer) -> KrmxResul
     })
 }
 
-/// Releases a server. Open connections are closed (gracefully, on the I/O thread) and the port is
-/// released; the host is not told. Strings of the last event become invalid. NULL is a no-op; a handle
-/// that was already freed (or is not a handle of this kind) gives KRMX_ERR_INVALID_HANDLE.
+/// Releases a server, and waits until everything it opened is closed: when this returns, the
+/// listening socket is closed (the port may be listened on again at once) and so is every
+/// connection (each peer got the frames already queued, then close code 1001 "going away"). That
+/// takes milliseconds; a peer that stopped reading gets up to 500 ms; never more than 2 s in all.
+/// Users are not unlinked one by one and the host is not told (no events). Strings of the last
+/// event become invalid. NULL is a no-op; a handle that was already freed (or is not a handle of
+/// this kind) gives KRMX_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `server` is NULL or a handle from `krmx_server_new`; it must not be used again.
 #[no_mangle]
 pub unsafe extern "C" fn krmx_server_free(server: *mut KrmxServer) -> KrmxResult {
     guard("krmx_server_free", || {
-        free(server, HandleKind::Server)?;
+        free(server, HandleKind::Server, |handle| handle.server.waker().wake())?;
         Ok(KRMX_OK)
     })
 }

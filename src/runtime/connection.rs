@@ -50,6 +50,9 @@ pub struct ConnectionSettings {
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How long a connection killed for not reading may take to write its close frame.
 const KILL_GRACE: Duration = Duration::from_millis(100);
+/// How long a connection may take for its last frames once its handle was freed: the free waits
+/// for it (see `host.rs`), so a peer that does not read must not hold the host up for long.
+const FREED_GRACE: Duration = Duration::from_millis(500);
 /// The close reason (and the start of the why) when a peer fell silent.
 const PING_TIMEOUT: &str = "ping timeout";
 /// Most frames written before one flush.
@@ -240,7 +243,13 @@ pub async fn run<S>(
         };
         // Last words: frames queued before the close (unless killed), then the close frame. A
         // killed connection's peer is not reading, so it gets only a moment for the close frame.
-        let grace = if shared.kill.is_fired() { KILL_GRACE } else { CLOSE_GRACE };
+        let grace = if shared.kill.is_fired() {
+            KILL_GRACE
+        } else if inbox.is_closed() {
+            FREED_GRACE
+        } else {
+            CLOSE_GRACE
+        };
         let _ = tokio::time::timeout(grace, async {
             let mut code = close;
             if !shared.kill.is_fired() {

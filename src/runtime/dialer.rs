@@ -9,7 +9,6 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::connection::{self, ConnectionId, ConnectionSettings, NetEvent};
 use super::inbox::InboxSender;
-use super::runtime;
 use super::signal::Signal;
 
 /// Everything the I/O side needs to know to dial.
@@ -33,7 +32,8 @@ impl Dial {
     /// `Closed` (with why) when the dial fails.
     pub fn start(id: ConnectionId, settings: DialSettings, inbox: InboxSender<NetEvent>) -> Dial {
         let shutdown = Arc::new(Signal::default());
-        runtime().spawn(dial(id, settings, inbox, shutdown.clone()));
+        let tasks = inbox.tasks().clone();
+        tasks.spawn(dial(id, settings, inbox, shutdown.clone()));
         Dial { shutdown }
     }
 

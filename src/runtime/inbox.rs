@@ -12,6 +12,8 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tokio::sync::Semaphore;
 
+use super::tasks::Tasks;
+
 /// Fixed cost of one item, so that a flood of empty frames is bounded too.
 pub const ITEM_OVERHEAD: usize = 64;
 
@@ -25,11 +27,17 @@ pub struct InboxSender<T> {
     tx: Sender<Item<T>>,
     permits: Arc<Semaphore>,
     wake_pending: Arc<AtomicBool>,
+    tasks: Tasks,
 }
 
 impl<T> Clone for InboxSender<T> {
     fn clone(&self) -> Self {
-        InboxSender { tx: self.tx.clone(), permits: self.permits.clone(), wake_pending: self.wake_pending.clone() }
+        InboxSender {
+            tx: self.tx.clone(),
+            permits: self.permits.clone(),
+            wake_pending: self.wake_pending.clone(),
+            tasks: self.tasks.clone(),
+        }
     }
 }
 
@@ -38,6 +46,7 @@ pub struct InboxReceiver<T> {
     rx: Receiver<Item<T>>,
     permits: Arc<Semaphore>,
     wake_pending: Arc<AtomicBool>,
+    tasks: Tasks,
 }
 
 /// The receiver is gone: the handle was freed.
@@ -49,9 +58,10 @@ pub fn inbox<T>(capacity: usize) -> (InboxSender<T>, InboxReceiver<T>) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let permits = Arc::new(Semaphore::new(capacity.min(Semaphore::MAX_PERMITS)));
     let wake_pending = Arc::new(AtomicBool::new(false));
+    let tasks = Tasks::default();
     (
-        InboxSender { tx, permits: permits.clone(), wake_pending: wake_pending.clone() },
-        InboxReceiver { rx, permits, wake_pending },
+        InboxSender { tx, permits: permits.clone(), wake_pending: wake_pending.clone(), tasks: tasks.clone() },
+        InboxReceiver { rx, permits, wake_pending, tasks },
     )
 }
 
@@ -65,6 +75,17 @@ impl<T> InboxSender<T> {
             self.permits.add_permits(cost as usize);
             InboxClosed
         })
+    }
+
+    /// The I/O tasks that send here: whoever starts one for the host spawns it through this, so
+    /// that the host, when freed, can wait for it to end.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
+    }
+
+    /// The host is gone (freed): nothing sent here will be read.
+    pub fn is_closed(&self) -> bool {
+        self.permits.is_closed()
     }
 
     /// Queues an item that must not wait (a wake-up). Coalesced: at most one is ever queued.
@@ -92,6 +113,18 @@ impl<T> InboxReceiver<T> {
         }
     }
 
+    /// Stops taking items: senders waiting for room, and every later push, fail at once with
+    /// [`InboxClosed`]. Items already queued are dropped.
+    pub fn close(&self) {
+        self.permits.close();
+        while self.rx.try_recv().is_ok() {}
+    }
+
+    /// The I/O tasks started for this inbox's host.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
+    }
+
     /// Waits until an item arrives or `deadline` passes (`None`: forever).
     pub fn recv_deadline(&self, deadline: Option<Instant>) -> Option<T> {
         let item = match deadline {
@@ -108,7 +141,7 @@ impl<T> InboxReceiver<T> {
 impl<T> Drop for InboxReceiver<T> {
     fn drop(&mut self) {
         // Senders waiting for room give up instead of waiting forever.
-        self.permits.close();
+        self.close();
     }
 }
 

@@ -56,7 +56,8 @@ impl Listener {
         let shutdown = Arc::new(Signal::default());
         let _guard = runtime().enter();
         let listener = TcpListener::from_std(std_listener)?;
-        runtime().spawn(accept_loop(listener, settings, inbox, shutdown.clone()));
+        let tasks = inbox.tasks().clone();
+        tasks.spawn(accept_loop(listener, settings, inbox, shutdown.clone()));
         Ok(Listener { port, shutdown })
     }
 
@@ -98,8 +99,13 @@ async fn accept_loop(
                         connections.spawn(serve(stream, id, ticket, settings.clone(), inbox.clone(), shutdown.clone()));
                     }
                     Err(refusal) => {
-                        let admission = admission.clone();
-                        connections.spawn(async move { admission.refuse(stream, refusal).await });
+                        let (admission, shutdown) = (admission.clone(), shutdown.clone());
+                        connections.spawn(async move {
+                            tokio::select! {
+                                _ = shutdown.wait() => {}
+                                _ = admission.refuse(stream, refusal) => {}
+                            }
+                        });
                     }
                 },
                 // Out of file descriptors and the like: back off instead of spinning.

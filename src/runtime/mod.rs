@@ -8,6 +8,7 @@ pub mod echo;
 pub mod inbox;
 pub mod listener;
 pub mod signal;
+pub mod tasks;
 
 use std::sync::LazyLock;
 

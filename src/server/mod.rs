@@ -195,6 +195,13 @@ impl Machine for State {
     fn has_events(&self) -> bool {
         !self.events.is_empty()
     }
+
+    fn stop_io(&mut self) {
+        // The listener's shutdown closes every connection it accepted too.
+        if let Some(listener) = &self.listener {
+            listener.shutdown();
+        }
+    }
 }
 
 impl State {
@@ -240,11 +247,3 @@ impl State {
     }
 }
 
-impl Drop for State {
-    fn drop(&mut self) {
-        // Connections close gracefully on the I/O thread; nothing waits for them here.
-        if let Some(listener) = &self.listener {
-            listener.shutdown();
-        }
-    }
-}
