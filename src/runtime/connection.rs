@@ -57,6 +57,8 @@ const FREED_GRACE: Duration = Duration::from_millis(500);
 const PING_TIMEOUT: &str = "ping timeout";
 /// Most frames written before one flush.
 const WRITE_BATCH: usize = 256;
+/// Room for frames kept between bursts.
+const IDLE_BATCH: usize = 8;
 
 enum Outgoing {
     Frame(Bytes),
@@ -193,7 +195,7 @@ pub async fn run<S>(
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             interval
         });
-        let mut batch: Vec<Outgoing> = Vec::with_capacity(16);
+        let mut batch: Vec<Outgoing> = Vec::with_capacity(IDLE_BATCH);
         // Resolves when the writer must stop whatever it is doing. A write to a peer that does
         // not read may wait forever, so every write races with this; cancelling a write is safe
         // (what tungstenite buffered stays buffered for the last flush).
@@ -220,6 +222,8 @@ pub async fn run<S>(
                         _ = must_stop() => continue,
                         written = write_batch(&mut sink, &mut batch, &shared) => written,
                     };
+                    // A burst must not leave its size behind: most connections sit idle.
+                    batch.shrink_to(IDLE_BATCH);
                     match written {
                         Ok(Some(close)) => break close,
                         Ok(None) => {}

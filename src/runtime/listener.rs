@@ -130,8 +130,8 @@ async fn serve(
     let config = WebSocketConfig::default()
         .max_message_size(Some(settings.max_message_size))
         .max_frame_size(Some(settings.max_message_size))
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(64 * 1024);
+        .read_buffer_size(1024)
+        .write_buffer_size(4 * 1024);
     let requirements = settings.requirements.clone();
     // The error type is tungstenite's HTTP response; its size is not ours to choose.
     #[allow(clippy::result_large_err)]
