@@ -1,22 +1,25 @@
-//! One WebSocket connection on the I/O thread: reads frames into the host's inbox, writes what the
-//! host queued (batched, one flush per wake-up), pings for liveness, and closes cleanly.
+//! One WebSocket connection on the I/O thread: reads frames into the host's inbox (tungstenite
+//! parses them), writes what the host queued (encoded here, all of a wake-up's frames in one
+//! pooled buffer, so an idle connection holds no write buffer), pings for liveness, and closes
+//! cleanly.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
+use super::frame::{self, Masker};
 use super::inbox::{InboxClosed, InboxSender};
+use super::outbox::{Outbox, Outgoing, Queued};
 use super::signal::Signal;
+use super::socket_io::SocketIo;
 
 /// Identifies a connection among those of one handle.
 pub type ConnectionId = u64;
@@ -55,30 +58,12 @@ const KILL_GRACE: Duration = Duration::from_millis(100);
 const FREED_GRACE: Duration = Duration::from_millis(500);
 /// The close reason (and the start of the why) when a peer fell silent.
 const PING_TIMEOUT: &str = "ping timeout";
-/// Most frames written before one flush.
-const WRITE_BATCH: usize = 256;
-/// Room for frames kept between bursts.
-const IDLE_BATCH: usize = 8;
-
-enum Outgoing {
-    Frame(Bytes),
-    Close(CloseCode, &'static str),
-}
-
-struct Shared {
-    queued_bytes: AtomicUsize,
-    max_queued_bytes: usize,
-    /// Fired to stop at once (slow reader): queued frames are abandoned.
-    kill: Signal,
-    kill_reason: std::sync::Mutex<Option<&'static str>>,
-}
 
 /// The host's handle on a connection: queue frames, ask to close. Cheap to clone; usable from any
 /// thread; never blocks.
 #[derive(Clone)]
 pub struct ConnectionHandle {
-    tx: mpsc::UnboundedSender<Outgoing>,
-    shared: Arc<Shared>,
+    outbox: Arc<Outbox>,
 }
 
 impl std::fmt::Debug for ConnectionHandle {
@@ -91,50 +76,34 @@ impl ConnectionHandle {
     /// Queues a text frame (the bytes must be UTF-8: every frame the protocol makes is JSON text).
     /// A peer that lets more than the limit pile up is disconnected instead: it is too slow.
     pub fn send(&self, frame: Bytes) {
-        let len = frame.len();
-        let queued = self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
-        if queued > self.shared.max_queued_bytes {
-            self.kill("slow reader: too many bytes queued for writing");
-            return;
-        }
-        let _ = self.tx.send(Outgoing::Frame(frame));
+        self.outbox.push_frame(frame);
     }
 
     /// Closes after the frames already queued (close code 1000, with `reason`, which may be empty).
     pub fn close(&self, reason: &'static str) {
-        let _ = self.tx.send(Outgoing::Close(CloseCode::Normal, reason));
-    }
-
-    fn kill(&self, reason: &'static str) {
-        self.shared.kill_reason.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(reason);
-        self.shared.kill.fire();
+        self.outbox.push_close(CloseCode::Normal, reason);
     }
 }
 
 /// Runs a connection until it closes; reports `Opened`, every frame, then `Closed` to `inbox`.
-/// `shutdown` closes it gracefully (queued frames first) when the owner stops.
-pub async fn run<S>(
-    ws: WebSocketStream<S>,
+/// `shutdown` closes it gracefully (queued frames first) when the owner stops. `masker`: the
+/// client's masking keys (a server sends unmasked frames).
+pub async fn run(
+    mut ws: WebSocketStream<SocketIo>,
     id: ConnectionId,
     settings: ConnectionSettings,
     inbox: InboxSender<NetEvent>,
     shutdown: Arc<Signal>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared {
-        queued_bytes: AtomicUsize::new(0),
-        max_queued_bytes: settings.max_queued_bytes,
-        kill: Signal::default(),
-        kill_reason: std::sync::Mutex::new(None),
-    });
-    let handle = ConnectionHandle { tx: tx.clone(), shared: shared.clone() };
+    mut masker: Option<Masker>,
+) {
+    let outbox = Arc::new(Outbox::new(settings.max_queued_bytes));
+    let Some(mut socket) = ws.get_mut().divert_writes(outbox.clone()) else { return };
+    let handle = ConnectionHandle { outbox: outbox.clone() };
     if inbox.push(NetEvent::Opened { id, handle }, 0).await.is_err() {
         return;
     }
-    let (mut sink, mut stream) = ws.split();
     let heard_from_peer = AtomicBool::new(true);
+    let peer_closed = AtomicBool::new(false);
     let reader_done = Signal::default();
     let writer_done = Signal::default();
 
@@ -142,7 +111,7 @@ pub async fn run<S>(
         let why = loop {
             let next = tokio::select! {
                 _ = writer_done.wait() => break "closed by the server".to_string(),
-                next = stream.next() => next,
+                next = ws.next() => next,
             };
             // Anything the peer sends proves it alive, not only a pong.
             if let Some(Ok(_)) = &next {
@@ -154,14 +123,17 @@ pub async fn run<S>(
                 Some(Ok(WsMessage::Binary(data))) => data,
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => continue,
                 Some(Ok(WsMessage::Close(frame))) => {
+                    // tungstenite has prepared the close reply: this hands it to the outbox.
+                    peer_closed.store(true, Ordering::Release);
+                    let _ = ws.flush().await;
                     break match frame {
                         Some(f) if f.reason.is_empty() => format!("closed by the peer ({})", u16::from(f.code)),
                         Some(f) => format!("closed by the peer ({} {})", u16::from(f.code), f.reason),
                         None => "closed by the peer".to_string(),
-                    }
+                    };
                 }
                 Some(Err(WsError::Capacity(e))) => {
-                    let _ = tx.send(Outgoing::Close(CloseCode::Size, "message too big"));
+                    outbox.push_close(CloseCode::Size, "message too big");
                     break match e {
                         CapacityError::MessageTooLong { size, max_size } => {
                             format!("message of {size} bytes is over the limit of {max_size} bytes")
@@ -171,11 +143,10 @@ pub async fn run<S>(
                 }
                 // Tell the peer what it broke (RFC 6455, 7.4.1), as far as the socket still takes it.
                 Some(Err(e @ (WsError::Utf8(_) | WsError::Protocol(_)))) => {
-                    let close = match e {
-                        WsError::Utf8(_) => Outgoing::Close(CloseCode::Invalid, "invalid UTF-8"),
-                        _ => Outgoing::Close(CloseCode::Protocol, "protocol error"),
-                    };
-                    let _ = tx.send(close);
+                    match e {
+                        WsError::Utf8(_) => outbox.push_close(CloseCode::Invalid, "invalid UTF-8"),
+                        _ => outbox.push_close(CloseCode::Protocol, "protocol error"),
+                    }
                     break format!("connection error: {e}");
                 }
                 Some(Err(e)) => break format!("connection error: {e}"),
@@ -195,81 +166,80 @@ pub async fn run<S>(
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             interval
         });
-        let mut batch: Vec<Outgoing> = Vec::with_capacity(IDLE_BATCH);
-        // Resolves when the writer must stop whatever it is doing. A write to a peer that does
-        // not read may wait forever, so every write races with this; cancelling a write is safe
-        // (what tungstenite buffered stays buffered for the last flush).
-        let must_stop = || async {
-            tokio::select! {
-                _ = shared.kill.wait() => {}
-                _ = reader_done.wait() => {}
-                _ = shutdown.wait() => {}
-            }
-        };
+        // What is being written: whole frames, of which `sent` bytes are on the wire, holding
+        // `payload` bytes of the host's frames. Writing a piece at a time keeps every step
+        // cancellable: a peer that does not read must never hold the writer up.
+        let mut out = Vec::new();
+        let mut sent = 0;
+        let mut payload = 0;
+        let mut closing = None;
         let close: (CloseCode, &str) = loop {
+            if sent == out.len() {
+                outbox.written(std::mem::take(&mut payload));
+                frame::give_back(std::mem::take(&mut out));
+                sent = 0;
+                if let Some(close) = closing {
+                    break close;
+                }
+            }
+            let writing = sent < out.len();
             tokio::select! {
                 biased;
-                _ = shared.kill.wait() => {
-                    let reason = shared.kill_reason.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or("killed");
-                    break (CloseCode::Policy, reason);
-                }
+                _ = outbox.kill.wait() => break (CloseCode::Policy, outbox.kill_reason()),
                 _ = reader_done.wait() => break (CloseCode::Normal, ""),
                 _ = shutdown.wait() => break (CloseCode::Away, "going away"),
-                n = rx.recv_many(&mut batch, WRITE_BATCH) => {
-                    if n == 0 { break (CloseCode::Normal, ""); }
-                    let written = tokio::select! {
-                        biased;
-                        _ = must_stop() => continue,
-                        written = write_batch(&mut sink, &mut batch, &shared) => written,
-                    };
-                    // A burst must not leave its size behind: most connections sit idle.
-                    batch.shrink_to(IDLE_BATCH);
-                    match written {
-                        Ok(Some(close)) => break close,
-                        Ok(None) => {}
-                        Err(_) => break (CloseCode::Abnormal, ""),
+                written = socket.write(&out[sent..]), if writing => match written {
+                    Ok(0) | Err(_) => break (CloseCode::Abnormal, ""),
+                    Ok(n) => sent += n,
+                },
+                _ = outbox.queued(), if !writing => {
+                    if out.capacity() == 0 {
+                        out = frame::take_buffer();
                     }
+                    payload += encode_queued(&mut out, outbox.take(), masker.as_mut(), &mut closing, &outbox);
                 }
                 _ = async { ping.as_mut().unwrap().tick().await }, if ping.is_some() => {
                     if !heard_from_peer.swap(false, Ordering::AcqRel) {
                         break (CloseCode::Away, PING_TIMEOUT);
                     }
-                    let sent = tokio::select! {
-                        biased;
-                        _ = must_stop() => continue,
-                        sent = sink.send(WsMessage::Ping(Bytes::new())) => sent,
-                    };
-                    if sent.is_err() {
-                        break (CloseCode::Abnormal, "");
+                    if out.capacity() == 0 {
+                        out = frame::take_buffer();
                     }
+                    frame::encode(&mut out, frame::OPCODE_PING, &[], masker.as_mut());
                 }
             }
         };
-        // Last words: frames queued before the close (unless killed), then the close frame. A
-        // killed connection's peer is not reading, so it gets only a moment for the close frame.
-        let grace = if shared.kill.is_fired() {
+        // Last words: the rest of what was being written and what is still queued (unless killed:
+        // that peer does not read), then the close frame (unless the peer closed first: then its
+        // reply is queued already). A frame cut in two can be followed by nothing.
+        let killed = outbox.kill.is_fired();
+        let peer_closed = peer_closed.load(Ordering::Acquire);
+        let grace = if killed {
             KILL_GRACE
         } else if inbox.is_closed() {
             FREED_GRACE
         } else {
             CLOSE_GRACE
         };
+        let mut code = close;
+        let mut last = Vec::new();
+        let at_frame_boundary = sent == out.len() || !killed;
+        if !killed {
+            last.extend_from_slice(&out[sent..]);
+            let queued = outbox.take();
+            if peer_closed {
+                last.extend_from_slice(&queued.control);
+            } else {
+                encode_queued(&mut last, queued, masker.as_mut(), &mut closing, &outbox);
+                code = closing.unwrap_or(code);
+            }
+        }
+        if code.0 != CloseCode::Abnormal && !peer_closed && at_frame_boundary {
+            frame::encode_close(&mut last, code.0, code.1, masker.as_mut());
+        }
         let _ = tokio::time::timeout(grace, async {
-            let mut code = close;
-            if !shared.kill.is_fired() {
-                batch.clear();
-                while let Ok(item) = rx.try_recv() {
-                    batch.push(item);
-                }
-                if let Ok(Some(c)) = write_batch(&mut sink, &mut batch, &shared).await {
-                    code = c;
-                }
-            }
-            if code.0 != CloseCode::Abnormal {
-                let frame = CloseFrame { code: code.0, reason: Utf8Bytes::from_static(code.1) };
-                let _ = sink.send(WsMessage::Close(Some(frame))).await;
-            }
-            let _ = sink.close().await;
+            let _ = socket.write_all(&last).await;
+            let _ = socket.shutdown().await;
         })
         .await;
         writer_done.fire();
@@ -295,34 +265,31 @@ fn code_reason((code, reason): (CloseCode, &str)) -> Option<String> {
     }
 }
 
-/// Writes `batch` and flushes once. Stops at a queued close and returns its code.
-async fn write_batch<S>(
-    sink: &mut futures_util::stream::SplitSink<WebSocketStream<S>, WsMessage>,
-    batch: &mut Vec<Outgoing>,
-    shared: &Shared,
-) -> Result<Option<(CloseCode, &'static str)>, WsError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut written = 0;
-    let mut close = None;
-    for item in batch.drain(..) {
+/// Encodes what was queued into `out`: tungstenite's control frames, then the host's frames up to
+/// a close (which goes into `closing`; frames queued after it are dropped). Returns the payload
+/// bytes encoded, which the outbox counts until they are written.
+fn encode_queued(
+    out: &mut Vec<u8>,
+    queued: Queued,
+    mut masker: Option<&mut Masker>,
+    closing: &mut Option<(CloseCode, &'static str)>,
+    outbox: &Outbox,
+) -> usize {
+    out.extend_from_slice(&queued.control);
+    let mut payload = 0;
+    let mut dropped = 0;
+    for item in queued.items {
         match item {
-            Outgoing::Frame(frame) => {
-                written += frame.len();
-                // SAFETY: every frame handed to `ConnectionHandle::send` is JSON text made by
-                // serde_json, which is always valid UTF-8.
-                let text = unsafe { Utf8Bytes::from_bytes_unchecked(frame) };
-                if close.is_none() {
-                    sink.feed(WsMessage::Text(text)).await?;
-                }
+            Outgoing::Frame(data) if closing.is_some() => dropped += data.len(),
+            Outgoing::Frame(data) => {
+                frame::encode(out, frame::OPCODE_TEXT, &data, masker.as_deref_mut());
+                payload += data.len();
             }
             Outgoing::Close(code, reason) => {
-                close.get_or_insert((code, reason));
+                closing.get_or_insert((code, reason));
             }
         }
     }
-    let result = sink.flush().await;
-    shared.queued_bytes.fetch_sub(written, Ordering::AcqRel);
-    result.map(|()| close)
+    outbox.written(dropped);
+    payload
 }

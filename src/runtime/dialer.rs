@@ -4,12 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::WebSocketStream;
 
 use super::connection::{self, ConnectionId, ConnectionSettings, NetEvent};
 use super::inbox::InboxSender;
+use super::frame::Masker;
 use super::signal::Signal;
+use super::socket_io::SocketIo;
 
 /// Everything the I/O side needs to know to dial.
 #[derive(Debug, Clone)]
@@ -58,18 +63,14 @@ pub fn check_url(url: &str) -> Result<(), String> {
 }
 
 async fn dial(id: ConnectionId, settings: DialSettings, inbox: InboxSender<NetEvent>, shutdown: Arc<Signal>) {
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(settings.max_message_size))
-        .max_frame_size(Some(settings.max_message_size));
-    let connect = tokio_tungstenite::connect_async_with_config(settings.url.as_str(), Some(config), true);
     let failed = |why: String| NetEvent::Closed { id, why };
     let ws = tokio::select! {
         _ = shutdown.wait() => {
             let _ = inbox.push(failed("connect abandoned".to_string()), 0).await;
             return;
         }
-        result = tokio::time::timeout(settings.connect_timeout, connect) => match result {
-            Ok(Ok((ws, _response))) => ws,
+        result = tokio::time::timeout(settings.connect_timeout, connect(&settings)) => match result {
+            Ok(Ok(ws)) => ws,
             Ok(Err(e)) => {
                 let _ = inbox.push(failed(format!("cannot connect to {}: {e}", settings.url)), 0).await;
                 return;
@@ -81,5 +82,23 @@ async fn dial(id: ConnectionId, settings: DialSettings, inbox: InboxSender<NetEv
             }
         },
     };
-    connection::run(ws, id, settings.connection, inbox, shutdown).await;
+    // Masking keys differ per connection and per process.
+    let seed = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), id);
+    connection::run(ws, id, settings.connection, inbox, shutdown, Some(Masker::new(seed))).await;
+}
+
+/// Resolves, connects (without Nagle's delay) and completes the handshake.
+async fn connect(settings: &DialSettings) -> Result<WebSocketStream<SocketIo>, WsError> {
+    let request = settings.url.as_str().into_client_request()?;
+    let host = request.uri().host().unwrap_or_default().trim_matches(['[', ']']).to_string();
+    let port = request.uri().port_u16().unwrap_or(80);
+    let stream = TcpStream::connect((host.as_str(), port)).await?;
+    stream.set_nodelay(true)?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(settings.max_message_size))
+        .max_frame_size(Some(settings.max_message_size))
+        .read_buffer_size(1024)
+        .write_buffer_size(0);
+    let (ws, _response) = tokio_tungstenite::client_async_with_config(request, SocketIo::new(stream), Some(config)).await?;
+    Ok(ws)
 }

@@ -19,6 +19,7 @@ use super::echo;
 use super::inbox::InboxSender;
 use super::runtime;
 use super::signal::Signal;
+use super::socket_io::SocketIo;
 use crate::proto::requirements::{ConnectionRequirements, RequirementFailure};
 
 /// Everything the I/O side needs to know to serve connections.
@@ -131,7 +132,8 @@ async fn serve(
         .max_message_size(Some(settings.max_message_size))
         .max_frame_size(Some(settings.max_message_size))
         .read_buffer_size(1024)
-        .write_buffer_size(4 * 1024);
+        // tungstenite only writes control frames now (into the outbox), so nothing is kept.
+        .write_buffer_size(0);
     let requirements = settings.requirements.clone();
     // The error type is tungstenite's HTTP response; its size is not ours to choose.
     #[allow(clippy::result_large_err)]
@@ -152,7 +154,7 @@ async fn serve(
             }
         }
     };
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config));
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(SocketIo::new(stream), check, Some(config));
     let ws = tokio::select! {
         _ = shutdown.wait() => return,
         result = tokio::time::timeout(settings.handshake_timeout, handshake) => match result {
@@ -164,6 +166,6 @@ async fn serve(
     if settings.echo {
         echo::run(ws, shutdown).await;
     } else {
-        connection::run(ws, id, settings.connection.clone(), inbox, shutdown).await;
+        connection::run(ws, id, settings.connection.clone(), inbox, shutdown, None).await;
     }
 }

@@ -5,9 +5,12 @@ pub mod admission;
 pub mod connection;
 pub mod dialer;
 pub mod echo;
+pub mod frame;
 pub mod inbox;
 pub mod listener;
+pub mod outbox;
 pub mod signal;
+pub mod socket_io;
 pub mod tasks;
 
 use std::sync::LazyLock;
