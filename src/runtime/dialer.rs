@@ -97,7 +97,7 @@ async fn connect(settings: &DialSettings) -> Result<WebSocketStream<SocketIo>, W
     let config = WebSocketConfig::default()
         .max_message_size(Some(settings.max_message_size))
         .max_frame_size(Some(settings.max_message_size))
-        .read_buffer_size(1024)
+        .read_buffer_size(512)
         .write_buffer_size(0);
     let (ws, _response) = tokio_tungstenite::client_async_with_config(request, SocketIo::new(stream), Some(config)).await?;
     Ok(ws)

@@ -131,7 +131,7 @@ async fn serve(
     let config = WebSocketConfig::default()
         .max_message_size(Some(settings.max_message_size))
         .max_frame_size(Some(settings.max_message_size))
-        .read_buffer_size(1024)
+        .read_buffer_size(512)
         // tungstenite only writes control frames now (into the outbox), so nothing is kept.
         .write_buffer_size(0);
     let requirements = settings.requirements.clone();
@@ -169,3 +169,4 @@ async fn serve(
         connection::run(ws, id, settings.connection.clone(), inbox, shutdown, None).await;
     }
 }
+

@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod signal;
 pub mod socket_io;
 pub mod tasks;
+mod trim;
 
 use std::sync::LazyLock;
 
@@ -34,6 +35,10 @@ static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
         .enable_io()
         .enable_time()
         .build()
+        .map(|runtime| {
+            runtime.spawn(trim::give_back_free_memory());
+            runtime
+        })
         .expect("the krmx I/O runtime could not start")
 });
 
