@@ -5,16 +5,17 @@
 //! timer is only armed, with a deadline, at the next moment the core is told the time. That keeps
 //! the core free of clock reads and every host action free of a `now` argument.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use super::id_map::IdMap;
 use super::server::ConnectionId;
 
 #[derive(Debug, Default)]
 pub(crate) struct LinkTimers {
     limit: Option<Duration>,
     /// Every running timer: `None` until armed, then its deadline.
-    running: HashMap<ConnectionId, Option<Instant>>,
+    running: IdMap<Option<Instant>>,
     /// Started since the last `arm`; may hold stopped or repeated ids, which `arm` skips.
     unarmed: Vec<ConnectionId>,
     /// Armed timers by deadline, so the next one is found without a scan.

@@ -5,6 +5,7 @@
 //! machines from the host's own thread.
 
 pub mod client;
+pub mod id_map;
 mod link_timer;
 pub mod message;
 pub mod requirements;

@@ -5,13 +5,14 @@
 //! Outputs ([`Output`]): frames to write to connections, connections to close, and events for the
 //! application, in exactly the order the protocol prescribes.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
 
+use super::id_map::IdMap;
 use super::link_timer::LinkTimers;
 use super::message::{krmx, Message};
 use super::username::is_valid_username;
@@ -208,7 +209,7 @@ pub struct ServerCore {
     status: ServerStatus,
     /// Users in join order; the value is the linked connection, if any.
     users: IndexMap<String, UserEntry>,
-    connections: HashMap<ConnectionId, Connection>,
+    connections: IdMap<Connection>,
     pending: BTreeMap<u64, PendingLink>,
     link_timers: LinkTimers,
     next_request_id: u64,
@@ -234,7 +235,7 @@ impl ServerCore {
             config,
             status: ServerStatus::Initializing,
             users: IndexMap::new(),
-            connections: HashMap::new(),
+            connections: IdMap::default(),
             pending: BTreeMap::new(),
             next_request_id: 1,
             outputs: VecDeque::new(),

@@ -6,15 +6,16 @@
 
 mod config;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 pub use config::ServerConfig;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Host, Machine, Waker};
+use crate::proto::id_map::IdMap;
 use crate::proto::server::{ActionError, Output, ServerCore};
-use crate::proto::{ConnectionId, Message, ServerEvent, ServerStatus, User};
+use crate::proto::{Message, ServerEvent, ServerStatus, User};
 use crate::runtime::connection::{ConnectionHandle, NetEvent};
 use crate::runtime::inbox::InboxSender;
 use crate::runtime::listener::{Listener, ListenerSettings};
@@ -29,7 +30,7 @@ struct State {
     core: ServerCore,
     settings: ListenerSettings,
     inbox_tx: InboxSender<NetEvent>,
-    connections: HashMap<ConnectionId, ConnectionHandle>,
+    connections: IdMap<ConnectionHandle>,
     events: VecDeque<ServerEvent>,
     listener: Option<Listener>,
     port: Option<u16>,
@@ -45,7 +46,7 @@ impl Server {
             core: ServerCore::new(core_config),
             settings,
             inbox_tx,
-            connections: HashMap::new(),
+            connections: IdMap::default(),
             events: VecDeque::new(),
             listener: None,
             port: None,
