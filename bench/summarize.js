@@ -9,14 +9,17 @@ const fs = require('node:fs');
 const lines = fs.readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 
 // Figures per kind of scenario: [label, path in the JSON line, unit scale, decimals].
+// Shares of one core over the measured part: CPU used, and time ready to run but waiting for a CPU.
+const cpu = [['server CPU', 'server_cpu', 1, 2], ['server waiting for CPU', 'server_wait', 1, 2],
+  ['generator CPU', 'bench_cpu', 1, 2], ['generator waiting for CPU', 'bench_wait', 1, 2]];
 const figures = {
   echo: [['msgs/s', 'msgs_per_s'], ['RTT p50 µs', 'rtt_p50_us'], ['RTT p99 µs', 'rtt_p99_us'],
-    ['server CPU', 'server_cpu', 1, 2], ['generator CPU', 'bench_cpu', 1, 2]],
+    ...cpu],
   fanout: [['deliveries/s', 'deliveries_per_s'], ['latency p50 ms', 'latency_p50_us', 1e-3, 1],
-    ['latency p99 ms', 'latency_p99_us', 1e-3, 1], ['server CPU', 'server_cpu', 1, 2], ['generator CPU', 'bench_cpu', 1, 2]],
+    ['latency p99 ms', 'latency_p99_us', 1e-3, 1], ...cpu],
   storm: [['tables complete s', 'complete_s', 1, 2], ['all linked s', 'linked_s', 1, 2],
     ['peak RSS MiB', 'rss_peak_kib', 1 / 1024, 1], ['RSS/conn KiB', 'rss_per_conn_kib', 1, 1],
-    ['server CPU', 'server_cpu', 1, 2], ['generator CPU', 'bench_cpu', 1, 2]],
+    ...cpu],
   host: [['server poll ns/event', 'server_poll.ns_per_event', 1, 0], ['server poll events/s', 'server_poll.events_per_s'],
     ['client poll ns/event', 'client_poll.ns_per_event', 1, 0], ['client poll events/s', 'client_poll.events_per_s']],
 };

@@ -19,9 +19,13 @@ pub fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// Adds `server_cpu` and `bench_cpu` (shares of one core over the scenario) to `line`.
+/// Adds to `line`, as shares of one core over the scenario, the CPU the server and this
+/// generator used (`server_cpu`, `bench_cpu`) and the time their threads were ready to run but
+/// waited for a CPU (`server_wait`, `bench_wait`).
 pub fn add_cpu(line: &mut Map<String, Value>, meter: &CpuMeter) {
-    let (server, own) = meter.shares();
-    line.insert("server_cpu".into(), json!(server.map(round)));
-    line.insert("bench_cpu".into(), json!(own.map(round)));
+    let shares = meter.shares();
+    line.insert("server_cpu".into(), json!(shares.server_cpu.map(round)));
+    line.insert("server_wait".into(), json!(shares.server_wait.map(round)));
+    line.insert("bench_cpu".into(), json!(shares.own_cpu.map(round)));
+    line.insert("bench_wait".into(), json!(shares.own_wait.map(round)));
 }
