@@ -8,10 +8,11 @@ const fs = require('node:fs');
 
 const lines = fs.readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 
-// Figures per kind of scenario: [label, path in the JSON line, unit scale, decimals].
+// Figures per kind of scenario: [label, path in the JSON line, unit scale, decimals, no ratio].
 // Shares of one core over the measured part: CPU used, and time ready to run but waiting for a CPU.
-const cpu = [['server CPU', 'server_cpu', 1, 2], ['server waiting for CPU', 'server_wait', 1, 2],
-  ['generator CPU', 'bench_cpu', 1, 2], ['generator waiting for CPU', 'bench_wait', 1, 2]];
+// They explain the other figures; a ratio of them means nothing.
+const cpu = [['server CPU', 'server_cpu', 1, 2, true], ['server waiting for CPU', 'server_wait', 1, 2, true],
+  ['generator CPU', 'bench_cpu', 1, 2, true], ['generator waiting for CPU', 'bench_wait', 1, 2, true]];
 const figures = {
   echo: [['msgs/s', 'msgs_per_s'], ['RTT p50 µs', 'rtt_p50_us'], ['RTT p99 µs', 'rtt_p99_us'],
     ...cpu],
@@ -40,7 +41,7 @@ const table = (columns, ratios) => {
   for (const name of names) {
     const runs = lines.filter((l) => l.name === name && !l.error && columns.includes(l.server));
     if (runs.length === 0) continue;
-    for (const [label, path, scale = 1, decimals] of figures[runs[0].scenario]) {
+    for (const [label, path, scale = 1, decimals, noRatio] of figures[runs[0].scenario]) {
       const medians = {};
       const cells = columns.map((server) => {
         const xs = runs.filter((l) => l.server === server).map((l) => get(l, path)).filter((x) => typeof x === 'number');
@@ -49,7 +50,7 @@ const table = (columns, ratios) => {
         const range = xs.length > 1 ? ` (${fmt(Math.min(...xs) * scale, decimals)}–${fmt(Math.max(...xs) * scale, decimals)})` : '';
         return `${fmt(medians[server], decimals)}${range}`;
       });
-      const ratioCells = ratios.map(([a]) => (medians[a] !== undefined && medians.reference ? (medians[a] / medians.reference).toFixed(2) : '–'));
+      const ratioCells = ratios.map(([a]) => (!noRatio && medians[a] !== undefined && medians.reference ? (medians[a] / medians.reference).toFixed(2) : ''));
       rows.push([name, label, ...cells, ...ratioCells]);
     }
   }
