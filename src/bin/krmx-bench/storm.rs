@@ -100,8 +100,10 @@ pub async fn run(args: &Args) -> Result<Value, String> {
     });
     report::add_cpu(line.as_object_mut().expect("object"), &meter);
     if let Some(pid) = pid {
-        // Idle first: queues drained, allocator settled.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Idle first: queues drained, allocator settled (krmx-native returns a burst's freed heap
+        // within 2 s; Node's collector runs on its own schedule), as a server holding idle
+        // connections would be measured.
+        tokio::time::sleep(Duration::from_secs(3)).await;
         let rss_linked = procstat::status_kib(pid, "VmRSS");
         let map = line.as_object_mut().expect("object");
         map.insert("rss_before_kib".into(), json!(rss_before));
