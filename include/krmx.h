@@ -253,8 +253,9 @@ typedef struct KrmxClientConfig {
   uint32_t max_message_bytes;
   // Most bytes waiting to be written before the connection is closed as stalled. Default 1048576.
   uint32_t max_queued_bytes;
-  // Most bytes of received messages waiting for the host to poll; past it the socket is not
-  // read until the host catches up. Default 16777216.
+  // Most bytes of received messages waiting for the host to poll, each counted at four times
+  // its size (it waits parsed); past it the socket is not read until the host catches up.
+  // Default 16777216; never less than one largest message.
   uint32_t event_queue_bytes;
 } KrmxClientConfig;
 
@@ -333,8 +334,9 @@ typedef struct KrmxServerConfig {
   uint32_t max_queued_bytes;
   // A peer must finish its WebSocket handshake within this time. Default 10000.
   uint32_t handshake_timeout_ms;
-  // Most bytes of received messages waiting for the host to poll; past it the server stops
-  // reading sockets until the host catches up. Default 16777216.
+  // Most bytes of received messages waiting for the host to poll, each counted at four times
+  // its size (it waits parsed); past it the server stops reading sockets until the host
+  // catches up. Default 16777216; never less than one largest message.
   uint32_t event_queue_bytes;
   // Query parameters every connection's URL must meet; `query_len` entries. May be NULL when 0.
   const struct KrmxQueryRequirement *query;

@@ -24,8 +24,9 @@ pub struct ClientConfig {
     pub max_message_size: usize,
     /// Most bytes waiting to be written before the connection is closed as stalled. Default 1 MiB.
     pub max_queued_bytes: usize,
-    /// Most bytes of received frames waiting for the host to poll; past it the socket is no longer
-    /// read until the host catches up. Default 16 MiB.
+    /// Most bytes of received messages waiting for the host to poll, each counted at four times
+    /// its size (it waits parsed); past it the socket is no longer read until the host catches up.
+    /// Default 16 MiB; never less than one largest message.
     pub event_queue_bytes: usize,
 }
 
@@ -57,7 +58,7 @@ impl ClientConfig {
             max_message_size: self.max_message_size,
             connect_timeout: self.connect_timeout,
         };
-        let event_queue = self.event_queue_bytes.max(self.max_message_size + 1024);
+        let event_queue = crate::runtime::inbox::capacity_for(self.event_queue_bytes, self.max_message_size);
         (core, dial, event_queue)
     }
 }

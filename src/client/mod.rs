@@ -195,7 +195,7 @@ impl Machine for State {
                 }
                 self.connection = Some(handle);
             }
-            NetEvent::Frame { id, data } if id == self.connection_id => self.core.frame(&data, now),
+            NetEvent::Frame { id, message } if id == self.connection_id => self.core.message(message, now),
             NetEvent::Closed { id, why } if id == self.connection_id => {
                 self.connection = None;
                 self.dial = None;

@@ -62,8 +62,9 @@ pub struct KrmxClientConfig {
     pub max_message_bytes: u32,
     /// Most bytes waiting to be written before the connection is closed as stalled. Default 1048576.
     pub max_queued_bytes: u32,
-    /// Most bytes of received messages waiting for the host to poll; past it the socket is not
-    /// read until the host catches up. Default 16777216.
+    /// Most bytes of received messages waiting for the host to poll, each counted at four times
+    /// its size (it waits parsed); past it the socket is not read until the host catches up.
+    /// Default 16777216; never less than one largest message.
     pub event_queue_bytes: u32,
 }
 

@@ -225,7 +225,12 @@ impl EventStrings {
     fn message(&mut self, message: &Message, event: &mut KrmxEvent) {
         (event.message_type, event.message_type_len) = store(&mut self.kind, &message.kind);
         if let Some(payload) = &message.payload {
-            (event.payload, event.payload_len) = store(&mut self.payload, &payload.to_string());
+            // Serialized straight into the buffer the last event's payload used.
+            self.payload.clear();
+            serde_json::to_writer(&mut self.payload, payload).expect("a JSON value always serializes");
+            event.payload_len = self.payload.len();
+            self.payload.push(0);
+            event.payload = self.payload.as_ptr().cast();
         }
     }
 }

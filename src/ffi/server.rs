@@ -92,8 +92,9 @@ pub struct KrmxServerConfig {
     pub max_queued_bytes: u32,
     /// A peer must finish its WebSocket handshake within this time. Default 10000.
     pub handshake_timeout_ms: u32,
-    /// Most bytes of received messages waiting for the host to poll; past it the server stops
-    /// reading sockets until the host catches up. Default 16777216.
+    /// Most bytes of received messages waiting for the host to poll, each counted at four times
+    /// its size (it waits parsed); past it the server stops reading sockets until the host
+    /// catches up. Default 16777216; never less than one largest message.
     pub event_queue_bytes: u32,
     /// Query parameters every connection's URL must meet; `query_len` entries. May be NULL when 0.
     pub query: *const KrmxQueryRequirement,

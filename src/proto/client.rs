@@ -382,12 +382,17 @@ impl ClientCore {
 
     /// A frame from the server.
     pub fn frame(&mut self, data: &[u8], now: Instant) {
+        self.message(Message::parse(data), now);
+    }
+
+    /// A frame from the server, already parsed with [`Message::parse`] (`None`: not a message).
+    pub fn message(&mut self, message: Option<Message>, now: Instant) {
         // Frames are only read while connected; a frame that is not a Krmx message is ignored
         // (the reference client would throw; a game client should not).
         if self.transport != Transport::Open || self.status == ClientStatus::Closing {
             return;
         }
-        let Some(message) = Message::parse(data) else { return };
+        let Some(message) = message else { return };
         if !message.is_reserved() {
             if self.status == ClientStatus::Linked || self.status == ClientStatus::Unlinking {
                 self.emit(ClientEvent::Message { message });

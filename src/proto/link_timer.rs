@@ -36,7 +36,8 @@ impl LinkTimers {
         }
     }
 
-    /// The connection linked, is pending authentication, or closed.
+    /// The connection linked or closed. (A pending authentication does not stop it: a connection
+    /// that has not linked when the limit is up is closed, whatever it waits for.)
     pub fn stop(&mut self, connection: ConnectionId) {
         if let Some(Some(deadline)) = self.running.remove(&connection) {
             self.armed.remove(&(deadline, connection));

@@ -69,8 +69,7 @@ impl Message {
     /// Parses one frame. `None` for anything that is not a JSON object with a string `type`
     /// (PROTOCOL.md step 1). Extra top-level fields are ignored.
     pub fn parse(frame: &[u8]) -> Option<Message> {
-        let value: Value = serde_json::from_slice(frame).ok()?;
-        Message::from_value(value)
+        serde_json::from_slice::<Envelope>(frame).ok()?.0
     }
 
     /// A message from an already parsed JSON value; `None` unless it is an object with a string `type`.
@@ -108,6 +107,42 @@ impl Message {
         let wire = Wire { kind: &self.kind, payload: self.payload.as_ref() };
         // Serializing a str and a Value cannot fail.
         Bytes::from(serde_json::to_vec(&wire).expect("a message always serializes"))
+    }
+}
+
+/// A frame read in one pass: an object whose `type` and `payload` are kept and whose other fields
+/// are skipped, without building a map for the envelope. As with `JSON.parse`, a repeated key's
+/// last value counts. `None` inside: an object whose (last) `type` is not a string.
+struct Envelope(Option<Message>);
+
+impl<'de> serde::Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = Envelope;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+                let (mut kind, mut payload) = (None, None);
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "type" => kind = Some(map.next_value::<Value>()?),
+                        "payload" => payload = Some(map.next_value::<Value>()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Envelope(match kind {
+                    Some(Value::String(kind)) => Some(Message { kind, payload }),
+                    _ => None,
+                }))
+            }
+        }
+        deserializer.deserialize_map(Fields)
     }
 }
 
@@ -191,6 +226,24 @@ mod tests {
             Message::parse(b"{\"type\":\"a\",\"payload\":null}"),
             Some(Message::new("a", Some(Value::Null)))
         );
+    }
+
+    #[test]
+    fn a_repeated_key_counts_with_its_last_value_as_in_json_parse() {
+        assert_eq!(
+            Message::parse(br#"{"type":3,"payload":1,"type":"a","payload":2}"#),
+            Some(Message::new("a", Some(json!(2))))
+        );
+        assert_eq!(Message::parse(br#"{"type":"a","type":3}"#), None);
+    }
+
+    #[test]
+    fn deep_nesting_in_an_ignored_field_is_skipped_without_recursion() {
+        // An extra field is ignored whatever it holds (serde_json skips it with a loop, not a
+        // recursion); a payload that deep is refused (tests above), since it would be built.
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        let parsed = Message::parse(format!(r#"{{"type":"a","extra":{deep}}}"#).as_bytes());
+        assert_eq!(parsed, Some(Message::new("a", None)));
     }
 
     #[test]

@@ -369,10 +369,15 @@ impl ServerCore {
 
     /// One frame (text, or binary holding UTF-8 JSON) from a connection.
     pub fn frame(&mut self, connection: ConnectionId, frame: &[u8], now: Instant) {
+        self.message(connection, Message::parse(frame), now);
+    }
+
+    /// One frame from a connection, already parsed with [`Message::parse`] (`None`: not a
+    /// message). The I/O threads parse, so the host's thread does not.
+    pub fn message(&mut self, connection: ConnectionId, message: Option<Message>, now: Instant) {
         if self.status != ServerStatus::Listening || !self.connections.contains_key(&connection) {
             return;
         }
-        let message = Message::parse(frame);
         match (message, self.linked_username(connection)) {
             // Step 1: invalid messages.
             (None, Some(username)) => self.unlink_user(&username),

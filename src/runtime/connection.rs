@@ -16,7 +16,8 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
 use super::frame::{self, Masker};
-use super::inbox::{InboxClosed, InboxSender};
+use crate::proto::Message;
+use super::inbox::{message_cost, InboxClosed, InboxSender};
 use super::outbox::{Outbox, Outgoing, Queued};
 use super::signal::Signal;
 use super::socket_io::SocketIo;
@@ -29,8 +30,9 @@ pub type ConnectionId = u64;
 pub enum NetEvent {
     /// A WebSocket completed its handshake; `handle` writes to it.
     Opened { id: ConnectionId, handle: ConnectionHandle },
-    /// A text frame, or a binary frame (which the protocol reads as UTF-8 JSON).
-    Frame { id: ConnectionId, data: Bytes },
+    /// A text frame, or a binary frame (which the protocol reads as UTF-8 JSON), parsed
+    /// (`None`: not a Krmx message).
+    Frame { id: ConnectionId, message: Option<Message> },
     /// The connection is gone; no more frames follow. `why` is for humans.
     Closed { id: ConnectionId, why: String },
     /// The listener stopped and every one of its connections has closed.
@@ -151,8 +153,10 @@ pub async fn run(
                 }
                 Some(Err(e)) => break format!("connection error: {e}"),
             };
-            let len = data.len();
-            if let Err(InboxClosed) = inbox.push(NetEvent::Frame { id, data }, len).await {
+            // Parsed here, on an I/O thread, so the host's thread only runs the protocol.
+            let (cost, message) = (message_cost(data.len()), Message::parse(&data));
+            drop(data);
+            if let Err(InboxClosed) = inbox.push(NetEvent::Frame { id, message }, cost).await {
                 break "the host is gone".to_string();
             }
         };

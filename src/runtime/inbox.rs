@@ -5,7 +5,7 @@
 //! reading its socket, so TCP pushes back on the peer. Nothing is dropped and nothing grows
 //! without bound, however long the host goes without polling.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +16,19 @@ use super::tasks::Tasks;
 
 /// Fixed cost of one item, so that a flood of empty frames is bounded too.
 pub const ITEM_OVERHEAD: usize = 64;
+/// A message crosses parsed; its parsed form is charged at this many times its text (typical
+/// JSON takes two to four times its text as a tree; the rare worse case stays bounded all the same).
+pub const PARSED_COST_FACTOR: usize = 4;
+
+/// The room a received message of `len` bytes takes in the queue.
+pub fn message_cost(len: usize) -> usize {
+    len.saturating_mul(PARSED_COST_FACTOR)
+}
+
+/// A queue of `capacity` bytes, grown if needed to hold one message of `max_message` bytes.
+pub fn capacity_for(capacity: usize, max_message: usize) -> usize {
+    capacity.max(message_cost(max_message) + ITEM_OVERHEAD)
+}
 
 struct Item<T> {
     value: T,
@@ -45,6 +58,10 @@ impl<T> Clone for InboxSender<T> {
 pub struct InboxReceiver<T> {
     rx: Receiver<Item<T>>,
     permits: Arc<Semaphore>,
+    /// Room taken out but not yet given back: returned in batches (each return takes the
+    /// semaphore's lock, which the I/O threads contend for), and always before the host waits.
+    owed: AtomicUsize,
+    return_batch: usize,
     wake_pending: Arc<AtomicBool>,
     tasks: Tasks,
 }
@@ -61,7 +78,7 @@ pub fn inbox<T>(capacity: usize) -> (InboxSender<T>, InboxReceiver<T>) {
     let tasks = Tasks::default();
     (
         InboxSender { tx, permits: permits.clone(), wake_pending: wake_pending.clone(), tasks: tasks.clone() },
-        InboxReceiver { rx, permits, wake_pending, tasks },
+        InboxReceiver { rx, permits, wake_pending, tasks, owed: AtomicUsize::new(0), return_batch: (capacity / 16).clamp(1, 16 << 10) },
     )
 }
 
@@ -100,16 +117,26 @@ impl<T> InboxReceiver<T> {
     fn take(&self, item: Item<T>) -> T {
         if item.cost == 0 {
             self.wake_pending.store(false, Ordering::Release);
-        } else {
-            self.permits.add_permits(item.cost as usize);
+        } else if self.owed.fetch_add(item.cost as usize, Ordering::AcqRel) + item.cost as usize >= self.return_batch {
+            self.give_back_room();
         }
         item.value
+    }
+
+    fn give_back_room(&self) {
+        let owed = self.owed.swap(0, Ordering::AcqRel);
+        if owed > 0 {
+            self.permits.add_permits(owed);
+        }
     }
 
     pub fn try_recv(&self) -> Option<T> {
         match self.rx.try_recv() {
             Ok(item) => Some(self.take(item)),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
+                self.give_back_room();
+                None
+            }
         }
     }
 
@@ -127,6 +154,7 @@ impl<T> InboxReceiver<T> {
 
     /// Waits until an item arrives or `deadline` passes (`None`: forever).
     pub fn recv_deadline(&self, deadline: Option<Instant>) -> Option<T> {
+        self.give_back_room();
         let item = match deadline {
             None => self.rx.recv().ok()?,
             Some(deadline) => match self.rx.recv_deadline(deadline) {
@@ -167,6 +195,29 @@ mod tests {
         assert_eq!(got, [1, 2, 3]);
         drop(rx);
         assert_eq!(rt.block_on(tx.push(9, 1)), Err(InboxClosed));
+    }
+
+    #[test]
+    fn room_goes_back_in_batches_and_always_before_the_host_would_wait() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let capacity = 16 * 10_000;
+        let (tx, rx) = inbox::<usize>(capacity);
+        rt.block_on(async {
+            for i in 0..3 {
+                tx.push(i, 100).await.unwrap();
+            }
+        });
+        let full = capacity - 3 * (100 + ITEM_OVERHEAD);
+        assert_eq!(rx.try_recv(), Some(0));
+        assert_eq!(rx.permits.available_permits(), full, "one small item's room is not worth a return");
+        assert_eq!(rx.try_recv(), Some(1));
+        assert_eq!(rx.try_recv(), Some(2));
+        assert_eq!(rx.try_recv(), None);
+        assert_eq!(rx.permits.available_permits(), capacity, "an empty inbox owes nothing");
+        rt.block_on(async { tx.push(3, 100).await.unwrap() });
+        assert_eq!(rx.recv_deadline(Some(Instant::now())), Some(3));
+        assert_eq!(rx.recv_deadline(Some(Instant::now())), None);
+        assert_eq!(rx.permits.available_permits(), capacity);
     }
 
     #[test]

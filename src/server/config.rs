@@ -33,8 +33,9 @@ pub struct ServerConfig {
     pub max_queued_bytes: usize,
     /// A peer must complete its WebSocket handshake within this time. Default 10 s.
     pub handshake_timeout: Duration,
-    /// Most bytes of received frames waiting for the host to poll; past it, sockets are no longer
-    /// read until the host catches up. Default 16 MiB.
+    /// Most bytes of received messages waiting for the host to poll, each counted at four times
+    /// its size (it waits parsed); past it, sockets are no longer read until the host catches up.
+    /// Default 16 MiB; never less than one largest message.
     pub event_queue_bytes: usize,
     /// Replaces the default username rule.
     pub username_rule: Option<UsernameRule>,
@@ -107,7 +108,7 @@ impl ServerConfig {
             echo: self.echo,
         };
         // The queue must hold at least one largest message.
-        let event_queue = self.event_queue_bytes.max(self.max_message_size + 1024);
+        let event_queue = crate::runtime::inbox::capacity_for(self.event_queue_bytes, self.max_message_size);
         (core, listener, event_queue)
     }
 }

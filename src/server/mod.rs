@@ -212,7 +212,7 @@ impl State {
                 self.connections.insert(id, handle);
                 self.core.connection_opened(id);
             }
-            NetEvent::Frame { id, data } => self.core.frame(id, &data, now),
+            NetEvent::Frame { id, message } => self.core.message(id, message, now),
             NetEvent::Closed { id, .. } => {
                 self.connections.remove(&id);
                 self.core.connection_closed(id);
