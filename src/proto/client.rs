@@ -470,7 +470,10 @@ impl ClientCore {
     }
 
     fn rejected(&mut self, reason: String, now: Instant) {
-        if self.status != ClientStatus::Linking {
+        // "unlinked connection" never answers a link request (PROTOCOL.md step 2): it answers an
+        // unlink, leave or message sent before the server's unlink reached us, and must not be
+        // taken for the answer to the link that followed (the server may accept that one).
+        if self.status != ClientStatus::Linking || reason == REASON_UNLINKED_CONNECTION {
             return;
         }
         self.username = None;
@@ -561,6 +564,9 @@ impl ClientCore {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 }
+
+/// The server's answer to anything but a link request from an unlinked connection.
+const REASON_UNLINKED_CONNECTION: &str = "unlinked connection";
 
 /// Whether a rejection says that the server still holds `username`'s old link.
 fn is_stale_link(reason: &str, username: &str) -> bool {

@@ -466,6 +466,30 @@ fn accepted_or_rejected_when_not_linking_is_ignored() {
     assert_eq!(h.status(), ClientStatus::Linked);
 }
 
+#[test]
+fn a_rejection_of_a_frame_sent_before_an_unlink_is_not_the_answer_to_the_next_link() {
+    // Found by tests/proto_fuzz_session.rs: the server unlinks the client while its unlink (or
+    // leave, or message) is on the way; the client hears of the unlink and links again; the server
+    // rejects the old frame ("unlinked connection"), then accepts the link. Taking that rejection
+    // for the link's answer left the client connected while the server had it linked.
+    for (action, frame) in [("unlink", r#"{"type":"krmx/unlink"}"#), ("leave", r#"{"type":"krmx/leave"}"#)] {
+        let mut h = Harness::new();
+        h.linked("simon", None);
+        let sent = if action == "unlink" { h.core.unlink() } else { h.core.leave() };
+        sent.unwrap();
+        assert_eq!(h.outputs(), [format!("send {frame}")]);
+        assert_eq!(h.frame(&unlinked("simon")), ["event unlink simon"]);
+        assert_eq!(h.link("simon", None), [sent_link("simon", None)]);
+        assert_eq!(h.frame(&rejected("unlinked connection")), NOTHING, "{action}");
+        assert_eq!(h.status(), ClientStatus::Linking);
+        assert_eq!(h.frame(ACCEPTED), ["event accept"]);
+        assert_eq!(h.frame(&joined("simon")), ["event join simon"]);
+        assert_eq!(h.frame(&linked("simon")), ["event link simon"]);
+        assert_eq!(h.status(), ClientStatus::Linked);
+        assert_eq!(h.users(), users(&[("simon", true)]));
+    }
+}
+
 // ---- the host's actions, refused in the wrong status ----
 
 const ALL_STATUSES: [ClientStatus; 8] = [
