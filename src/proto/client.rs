@@ -401,6 +401,9 @@ impl ClientCore {
             }
         };
         match message.kind.as_str() {
+            // A server sends these only to a linked connection; out of turn, they must not fill
+            // the table of a client that is not linked ("empty unless linked").
+            krmx::JOINED | krmx::LINKED if !matches!(self.status, ClientStatus::Linked | ClientStatus::Unlinking) => {}
             krmx::ACCEPTED => self.accepted(),
             krmx::REJECTED => {
                 let reason = match message.payload.as_ref().and_then(|p| p.get("reason")) {

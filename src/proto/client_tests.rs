@@ -490,6 +490,31 @@ fn a_rejection_of_a_frame_sent_before_an_unlink_is_not_the_answer_to_the_next_li
     }
 }
 
+#[test]
+fn joined_and_linked_out_of_turn_leave_an_unlinked_client_empty() {
+    // Found by tests/proto_fuzz_client.rs: a server that sends joined or linked to a connection that
+    // is not linked (which ours never does) filled the table of a client that was not linked.
+    let mut h = Harness::new();
+    h.connected();
+    assert_eq!(h.frame(&joined("lisa")), NOTHING);
+    assert_eq!(h.frame(&linked("lisa")), NOTHING);
+    assert_eq!(h.users(), users(&[]));
+    h.link("simon", None);
+    assert_eq!(h.frame(&joined("lisa")), NOTHING);
+    assert_eq!(h.status(), ClientStatus::Linking);
+    assert_eq!(h.users(), users(&[]));
+    assert_eq!(h.frame(ACCEPTED), ["event accept"]);
+    assert_eq!(h.frame(&joined("lisa")), ["event join lisa"]);
+    assert_eq!(h.users(), users(&[("simon", true), ("lisa", false)]));
+    // While unlinking, the server may still tell of others until it reads our unlink.
+    h.core.unlink().unwrap();
+    h.outputs();
+    assert_eq!(h.frame(&linked("lisa")), ["event link lisa"]);
+    assert_eq!(h.frame(&unlinked("simon")), ["event unlink simon"]);
+    assert_eq!(h.frame(&joined("marco")), NOTHING);
+    assert_eq!(h.users(), users(&[]));
+}
+
 // ---- the host's actions, refused in the wrong status ----
 
 const ALL_STATUSES: [ClientStatus; 8] = [
