@@ -458,7 +458,9 @@ impl ClientCore {
     }
 
     fn accepted(&mut self) {
-        if self.status != ClientStatus::Linking {
+        // Linking without a username is waiting to retry a stale re-link: no request is out, so
+        // there is nothing to accept (it would leave the client linked without a name).
+        if self.status != ClientStatus::Linking || self.username.is_none() {
             return;
         }
         self.status = ClientStatus::Linked;

@@ -820,6 +820,26 @@ fn a_stale_link_rejection_while_relinking_retries_on_the_same_connection() {
 }
 
 #[test]
+fn an_accepted_while_waiting_to_retry_a_relink_is_ignored() {
+    // Found by tests/proto_fuzz_client.rs: an accepted out of turn, between a stale rejection and
+    // the retry, linked the client without a username and without itself in its table.
+    let mut h = Harness::reconnecting(policy(0));
+    h.linked("simon", None);
+    h.closed("reset");
+    h.wait_for_deadline();
+    h.tick();
+    h.opened();
+    h.frame(&rejected(&stale("simon")));
+    assert_eq!(h.frame(ACCEPTED), NOTHING);
+    assert_eq!(h.status(), ClientStatus::Linking);
+    h.wait_for_deadline();
+    assert_eq!(h.tick(), [sent_link("simon", None)]);
+    assert_eq!(h.frame(ACCEPTED), ["event accept", "event reconnect"]);
+    assert_eq!(h.core.username(), Some("simon"));
+    assert_eq!(h.users(), users(&[("simon", true)]));
+}
+
+#[test]
 fn a_drop_while_waiting_to_relink_redials() {
     let mut h = Harness::reconnecting(policy(0));
     h.linked("simon", None);
