@@ -5,8 +5,7 @@
 //! when open), must only write valid frames of its own kinds, must refuse exactly the actions its
 //! status forbids, and must keep its user table empty unless linked.
 //!
-//! Short run: part of `cargo test`. Long run: `PROPTEST_CASES=20000 cargo test --release --test
-//! proto_fuzz_client`.
+//! Short run: part of `cargo test`. Long run and replay: see tests/fuzz/mod.rs.
 
 mod fuzz;
 
@@ -214,7 +213,7 @@ impl Run {
 }
 
 proptest! {
-    #![proptest_config(config(300))]
+    #![proptest_config(config(500))]
 
     #[test]
     fn the_client_core_survives_any_server(

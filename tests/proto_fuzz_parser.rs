@@ -2,8 +2,7 @@
 //! bytes at all are either a message or an invalid message, never a panic or a stack overflow, and
 //! every message survives serializing and parsing again.
 //!
-//! Short run: part of `cargo test`. Long run: `PROPTEST_CASES=20000 cargo test --release --test
-//! proto_fuzz_parser` (see docs/reliability.md).
+//! Short run: part of `cargo test`. Long run and replay: see tests/fuzz/mod.rs.
 
 mod fuzz;
 
@@ -138,7 +137,7 @@ fn json_ish_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config(500))]
+    #![proptest_config(config(600))]
 
     /// Any bytes: no panic; the frame is a message exactly when it is a JSON object with a string
     /// `type`; a message's own frame parses back to it.

@@ -6,8 +6,7 @@
 //! Some sequences close the server part way (closing, then closed). Every sequence ends with
 //! everything closed or gone, and then the core must hold nothing.
 //!
-//! Short run: part of `cargo test`. Long run: `PROPTEST_CASES=20000 cargo test --release --test
-//! proto_fuzz_server`.
+//! Short run: part of `cargo test`. Long run and replay: see tests/fuzz/mod.rs.
 
 mod fuzz;
 
@@ -656,7 +655,7 @@ impl Run {
 }
 
 proptest! {
-    #![proptest_config(config(400))]
+    #![proptest_config(config(600))]
 
     #[test]
     fn the_server_core_follows_the_model(

@@ -10,8 +10,7 @@
 //! server links its connection to its username, and links must be one-to-one. Every sequence ends
 //! with everything closed or gone, and then the server must hold nothing.
 //!
-//! Short run: part of `cargo test`. Long run: `PROPTEST_CASES=20000 cargo test --release --test
-//! proto_fuzz_session`.
+//! Short run: part of `cargo test`. Long run and replay: see tests/fuzz/mod.rs.
 
 mod fuzz;
 
@@ -431,7 +430,7 @@ impl World {
 }
 
 proptest! {
-    #![proptest_config(config(250))]
+    #![proptest_config(config(300))]
 
     /// Frames are delivered as soon as they are sent: the tables must agree after every step.
     #[test]
