@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fuzz::{config, json_value};
+use krmx::proto::server::UsernameRule;
 use krmx::proto::{
     ClientCore, ClientCoreConfig, ClientOutput, ClientStatus, ConnectionId, Message, Output, ReconnectPolicy,
     ServerCore, ServerCoreConfig, ServerEvent,
@@ -26,7 +27,9 @@ use krmx::proto::{
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-const USERNAMES: &[&str] = &["alice", "bob", "carol", "dave", "x"];
+/// Valid names first; then names the default rule refuses, which a server with a rule that accepts
+/// any name links: frames must still be valid JSON, and the tables must still agree.
+const USERNAMES: &[&str] = &["alice", "bob", "carol", "dave", "x", "", "q\"u\\ote", "\u{fc}n\u{ef} \u{2603}", "krmx/x"];
 const PEERS: usize = 3;
 
 #[derive(Debug, Clone)]
@@ -119,6 +122,20 @@ struct Peer {
     to_server: VecDeque<Bytes>,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct ServerSetup {
+    authenticate: bool,
+    accept_new_users: bool,
+    /// A username rule that accepts any name.
+    any_username: bool,
+}
+
+fn server_setup() -> impl Strategy<Value = ServerSetup> {
+    (prop::bool::weighted(0.3), prop::bool::weighted(0.9), prop::bool::weighted(0.3)).prop_map(
+        |(authenticate, accept_new_users, any_username)| ServerSetup { authenticate, accept_new_users, any_username },
+    )
+}
+
 struct World {
     server: ServerCore,
     peers: Vec<Peer>,
@@ -134,11 +151,13 @@ struct World {
 }
 
 impl World {
-    fn new(configs: Vec<ClientCoreConfig>, authenticate: bool, accept_new_users: bool, deliver_at_once: bool) -> Self {
+    fn new(configs: Vec<ClientCoreConfig>, server: ServerSetup, deliver_at_once: bool) -> Self {
+        let any_name: UsernameRule = Box::new(|_: &str| true);
         let mut server = ServerCore::new(ServerCoreConfig {
-            authenticate,
-            accept_new_users,
+            authenticate: server.authenticate,
+            accept_new_users: server.accept_new_users,
             auth_timeout: Duration::from_secs(5),
+            username_rule: server.any_username.then_some(any_name),
             ..ServerCoreConfig::default()
         });
         server.starting().unwrap();
@@ -436,12 +455,11 @@ proptest! {
     #[test]
     fn clients_mirror_the_server_step_by_step(
         configs in prop::collection::vec(peer_config(), PEERS),
-        authenticate in prop::bool::weighted(0.3),
-        accept_new_users in prop::bool::weighted(0.9),
+        server in server_setup(),
         steps in prop::collection::vec(step(), 0..120),
         close_server in any::<bool>(),
     ) {
-        let mut world = World::new(configs, authenticate, accept_new_users, true);
+        let mut world = World::new(configs, server, true);
         for step in &steps {
             world.step(step)?;
         }
@@ -453,12 +471,11 @@ proptest! {
     #[test]
     fn clients_mirror_the_server_once_the_wire_is_quiet(
         configs in prop::collection::vec(peer_config(), PEERS),
-        authenticate in prop::bool::weighted(0.3),
-        accept_new_users in prop::bool::weighted(0.9),
+        server in server_setup(),
         steps in prop::collection::vec(step(), 0..120),
         close_server in any::<bool>(),
     ) {
-        let mut world = World::new(configs, authenticate, accept_new_users, false);
+        let mut world = World::new(configs, server, false);
         for step in &steps {
             world.step(step)?;
         }
@@ -473,7 +490,8 @@ proptest! {
 #[test]
 fn a_client_relinking_while_its_unlink_crosses_the_servers_ends_up_linked() {
     let configs = vec![ClientCoreConfig::default(); PEERS];
-    let mut world = World::new(configs, false, true, false);
+    let server = ServerSetup { authenticate: false, accept_new_users: true, any_username: false };
+    let mut world = World::new(configs, server, false);
     let link = Step::Link { peer: 0, user: 0, auth: None };
     let steps = [
         Step::Connect(0),
