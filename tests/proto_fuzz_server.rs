@@ -29,6 +29,7 @@ const USERNAMES: &[&str] = &["alice", "bob", "carol", "dave.e", "x", "a..b", "Bo
 const VERSIONS: &[&str] = &["0.5.5", "0.5.0", "0.5", "0.55.1", "0.4.1", "1.0.0", ""];
 const SERVER_VERSION: &str = "0.5.5";
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+const LINK_TIMEOUT: Duration = Duration::from_secs(3);
 const CUSTOM_TYPES: &[&str] = &["chat", "game/move", "", "KRMX/x", "krmx"];
 const RESERVED_TYPES: &[&str] = &["krmx/accepted", "krmx/joined", "krmx/whatever", "krmx/"];
 
@@ -174,10 +175,33 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 /// The server as PROTOCOL.md describes it, with plain collections.
-struct Model {
-    status: ServerStatus,
+/// How the server under test is configured.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
     accept_new_users: bool,
     authenticate: bool,
+    max_users: usize,
+    link_timeout: Option<Duration>,
+}
+
+fn setup() -> impl Strategy<Value = Setup> {
+    (
+        prop::bool::weighted(0.8),
+        any::<bool>(),
+        prop_oneof![2 => Just(usize::MAX), 1 => 0usize..4],
+        proptest::option::weighted(0.4, Just(LINK_TIMEOUT)),
+    )
+        .prop_map(|(accept_new_users, authenticate, max_users, link_timeout)| Setup {
+            accept_new_users,
+            authenticate,
+            max_users,
+            link_timeout,
+        })
+}
+
+struct Model {
+    status: ServerStatus,
+    setup: Setup,
     /// In join order, with the linked connection.
     users: Vec<(String, Option<ConnectionId>)>,
     /// Open connections, with the id of their pending authentication.
@@ -185,6 +209,9 @@ struct Model {
     /// Request id → (connection, username, deadline).
     pending: BTreeMap<u64, (ConnectionId, String, Instant)>,
     next_request: u64,
+    /// Link time limits running: an unlinked connection's deadline, `None` until the next tick
+    /// tells the time (the core's own rule: a limit started by a host action counts from then).
+    link_timers: BTreeMap<ConnectionId, Option<Instant>>,
     out: Vec<Output>,
 }
 
@@ -219,6 +246,7 @@ impl Model {
         if let Some(name) = self.user_of(connection) {
             self.unlink(&name);
         }
+        self.link_timers.remove(&connection);
         if let Some(Some(request)) = self.connections.remove(&connection) {
             self.pending.remove(&request);
         }
@@ -226,9 +254,24 @@ impl Model {
 
     fn open(&mut self, connection: ConnectionId) {
         if self.status != ServerStatus::Listening {
-            self.out.push(Output::Close { connection });
+            self.out.push(Output::Close { connection, reason: "" });
+        } else {
+            self.start_link_timer(connection);
         }
         self.connections.insert(connection, None);
+    }
+
+    /// The earliest authentication deadline or armed link time limit.
+    fn next_deadline(&self) -> Option<Instant> {
+        let auth = self.pending.values().map(|p| p.2);
+        auth.chain(self.link_timers.values().flatten().copied()).min()
+    }
+
+    /// A connection is unlinked (opened, or its user unlinked): its link time starts.
+    fn start_link_timer(&mut self, connection: ConnectionId) {
+        if self.setup.link_timeout.is_some() {
+            self.link_timers.entry(connection).or_insert(None);
+        }
     }
 
     /// Step 9: what the host may do in which status.
@@ -287,7 +330,7 @@ impl Model {
         if let Some(reason) = self.obstacle(&username) {
             return self.reject(connection, &reason);
         }
-        if !self.authenticate {
+        if !self.setup.authenticate {
             return self.accept(connection, &username);
         }
         let request_id = self.next_request;
@@ -300,7 +343,8 @@ impl Model {
 
     fn obstacle(&self, username: &str) -> Option<String> {
         match self.user(username) {
-            None if !self.accept_new_users => Some("server is not accepting new users".into()),
+            None if !self.setup.accept_new_users => Some("server is not accepting new users".into()),
+            None if self.users.len() >= self.setup.max_users => Some("server is full".into()),
             Some(Some(_)) => Some(format!("user {username} is already linked to a connection")),
             _ => None,
         }
@@ -313,6 +357,7 @@ impl Model {
             self.join(username);
         }
         self.set_link(username, Some(connection));
+        self.link_timers.remove(&connection);
         for (name, linked) in self.users.clone() {
             self.send(connection, wire::joined(&name));
             if linked.is_some() {
@@ -332,6 +377,9 @@ impl Model {
     /// Step 6.
     fn unlink(&mut self, username: &str) {
         self.broadcast(wire::unlinked(username), None);
+        if let Some(Some(connection)) = self.user(username) {
+            self.start_link_timer(connection);
+        }
         self.set_link(username, None);
         self.event(ServerEvent::Unlink { username: username.into() });
     }
@@ -366,6 +414,17 @@ impl Model {
     }
 
     fn tick(&mut self, now: Instant) {
+        let limit = self.setup.link_timeout.unwrap_or_default();
+        for deadline in self.link_timers.values_mut() {
+            deadline.get_or_insert(now + limit);
+        }
+        let mut expired: Vec<(Instant, ConnectionId)> =
+            self.link_timers.iter().filter_map(|(&c, &d)| d.filter(|d| *d <= now).map(|d| (d, c))).collect();
+        expired.sort();
+        for (_, connection) in expired {
+            self.link_timers.remove(&connection);
+            self.out.push(Output::Close { connection, reason: "link timeout" });
+        }
         let due: Vec<u64> = self.pending.iter().filter(|(_, p)| p.2 <= now).map(|(id, _)| *id).collect();
         for id in due {
             let (connection, _, _) = self.pending.remove(&id).unwrap();
@@ -381,6 +440,9 @@ impl Model {
         }
         if !is_valid_username(username) {
             return Err(ActionError::InvalidUsername(username.into()));
+        }
+        if self.users.len() >= self.setup.max_users {
+            return Err(ActionError::TooManyUsers(self.setup.max_users));
         }
         self.join(username);
         Ok(())
@@ -439,8 +501,9 @@ impl Model {
             self.leave(&name);
         }
         self.pending.clear();
+        self.link_timers.clear();
         for &connection in self.connections.keys() {
-            self.out.push(Output::Close { connection });
+            self.out.push(Output::Close { connection, reason: "" });
         }
         Ok(())
     }
@@ -449,6 +512,7 @@ impl Model {
         if self.status != ServerStatus::Closed {
             self.status = ServerStatus::Closed;
             self.connections.clear();
+            self.link_timers.clear();
             self.event(ServerEvent::Close);
         }
     }
@@ -465,12 +529,14 @@ struct Run {
 }
 
 impl Run {
-    fn new(accept_new_users: bool, authenticate: bool) -> Self {
+    fn new(setup: Setup) -> Self {
         let mut core = ServerCore::new(ServerCoreConfig {
             protocol_version: SERVER_VERSION.into(),
-            accept_new_users,
-            authenticate,
+            accept_new_users: setup.accept_new_users,
+            authenticate: setup.authenticate,
             auth_timeout: AUTH_TIMEOUT,
+            max_users: setup.max_users,
+            link_timeout: setup.link_timeout,
             ..ServerCoreConfig::default()
         });
         core.starting().unwrap();
@@ -478,12 +544,12 @@ impl Run {
         assert_eq!(core.poll_output(), Some(Output::Event(ServerEvent::Listen { port: 8082 })));
         let model = Model {
             status: ServerStatus::Listening,
-            accept_new_users,
-            authenticate,
+            setup,
             users: Vec::new(),
             connections: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_request: 1,
+            link_timers: BTreeMap::new(),
             out: Vec::new(),
         };
         Run { core, model, now: Instant::now(), next_connection: 1, just_closed: None }
@@ -567,7 +633,7 @@ impl Run {
             }
             Step::Closed => {}
             Step::AdvanceToDeadline => {
-                if let Some(deadline) = model.pending.values().map(|p| p.2).min() {
+                if let Some(deadline) = model.next_deadline() {
                     self.now = self.now.max(deadline);
                 }
                 self.core.tick(self.now);
@@ -601,8 +667,9 @@ impl Run {
         prop_assert_eq!(users, model_users, "users after {}", after);
         prop_assert_eq!(self.core.user_count(), self.model.users.len());
         prop_assert_eq!(self.core.connection_count(), self.model.connections.len());
-        let deadline = self.model.pending.values().map(|p| p.2).min();
-        prop_assert_eq!(self.core.next_deadline(), deadline, "pending authentications after {}", after);
+        prop_assert_eq!(self.core.next_deadline(), self.model.next_deadline(), "deadlines after {}", after);
+        prop_assert_eq!(self.core.pending_link_count(), self.model.pending.len());
+        prop_assert_eq!(self.core.link_timer_count(), self.model.link_timers.len(), "link timers after {}", after);
         for (name, connection) in &self.model.users {
             prop_assert_eq!(self.core.user_connection(name), *connection);
             if let Some(connection) = connection {
@@ -650,6 +717,8 @@ impl Run {
         prop_assert_eq!(self.core.user_count(), 0);
         prop_assert_eq!(self.core.connection_count(), 0);
         prop_assert_eq!(self.core.next_deadline(), None);
+        prop_assert_eq!(self.core.pending_link_count(), 0);
+        prop_assert_eq!(self.core.link_timer_count(), 0);
         Ok(())
     }
 }
@@ -659,8 +728,7 @@ proptest! {
 
     #[test]
     fn the_server_core_follows_the_model(
-        accept_new_users in prop::bool::weighted(0.8),
-        authenticate in any::<bool>(),
+        setup in setup(),
         mut steps in prop::collection::vec(step(), 0..80),
         close_midway in proptest::option::weighted(0.2, (any::<prop::sample::Index>(), any::<prop::sample::Index>())),
         close_server in any::<bool>(),
@@ -673,7 +741,7 @@ proptest! {
             let stopped_at = close_at + 1 + stopped_at.index(steps.len() - close_at);
             steps.insert(stopped_at, Step::Closed);
         }
-        let mut run = Run::new(accept_new_users, authenticate);
+        let mut run = Run::new(setup);
         for step in &steps {
             run.step(step)?;
         }
@@ -683,7 +751,8 @@ proptest! {
 
 #[test]
 fn a_connection_closing_with_a_pending_authentication_leaves_nothing_behind() {
-    let mut run = Run::new(true, true);
+    let setup = Setup { accept_new_users: true, authenticate: true, max_users: usize::MAX, link_timeout: None };
+    let mut run = Run::new(setup);
     run.step(&Step::Open).unwrap();
     let link = Frame::Link { user: 0, version: 0, auth: Auth::Text("t".into()) };
     run.step(&Step::Frame(0, link)).unwrap();
