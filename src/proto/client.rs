@@ -406,6 +406,9 @@ impl ClientCore {
             }
         };
         match message.kind.as_str() {
+            // A server sends these only to a linked connection; out of turn, they must not fill
+            // the table of a client that is not linked ("empty unless linked").
+            krmx::JOINED | krmx::LINKED if !matches!(self.status, ClientStatus::Linked | ClientStatus::Unlinking) => {}
             krmx::ACCEPTED => self.accepted(),
             krmx::REJECTED => {
                 let reason = match message.payload.as_ref().and_then(|p| p.get("reason")) {
@@ -460,7 +463,9 @@ impl ClientCore {
     }
 
     fn accepted(&mut self) {
-        if self.status != ClientStatus::Linking {
+        // Linking without a username is waiting to retry a stale re-link: no request is out, so
+        // there is nothing to accept (it would leave the client linked without a name).
+        if self.status != ClientStatus::Linking || self.username.is_none() {
             return;
         }
         self.status = ClientStatus::Linked;
@@ -475,7 +480,10 @@ impl ClientCore {
     }
 
     fn rejected(&mut self, reason: String, now: Instant) {
-        if self.status != ClientStatus::Linking {
+        // "unlinked connection" never answers a link request (PROTOCOL.md step 2): it answers an
+        // unlink, leave or message sent before the server's unlink reached us, and must not be
+        // taken for the answer to the link that followed (the server may accept that one).
+        if self.status != ClientStatus::Linking || reason == REASON_UNLINKED_CONNECTION {
             return;
         }
         self.username = None;
@@ -566,6 +574,9 @@ impl ClientCore {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 }
+
+/// The server's answer to anything but a link request from an unlinked connection.
+const REASON_UNLINKED_CONNECTION: &str = "unlinked connection";
 
 /// Whether a rejection says that the server still holds `username`'s old link.
 fn is_stale_link(reason: &str, username: &str) -> bool {

@@ -466,6 +466,55 @@ fn accepted_or_rejected_when_not_linking_is_ignored() {
     assert_eq!(h.status(), ClientStatus::Linked);
 }
 
+#[test]
+fn a_rejection_of_a_frame_sent_before_an_unlink_is_not_the_answer_to_the_next_link() {
+    // Found by tests/proto_fuzz_session.rs: the server unlinks the client while its unlink (or
+    // leave, or message) is on the way; the client hears of the unlink and links again; the server
+    // rejects the old frame ("unlinked connection"), then accepts the link. Taking that rejection
+    // for the link's answer left the client connected while the server had it linked.
+    for (action, frame) in [("unlink", r#"{"type":"krmx/unlink"}"#), ("leave", r#"{"type":"krmx/leave"}"#)] {
+        let mut h = Harness::new();
+        h.linked("simon", None);
+        let sent = if action == "unlink" { h.core.unlink() } else { h.core.leave() };
+        sent.unwrap();
+        assert_eq!(h.outputs(), [format!("send {frame}")]);
+        assert_eq!(h.frame(&unlinked("simon")), ["event unlink simon"]);
+        assert_eq!(h.link("simon", None), [sent_link("simon", None)]);
+        assert_eq!(h.frame(&rejected("unlinked connection")), NOTHING, "{action}");
+        assert_eq!(h.status(), ClientStatus::Linking);
+        assert_eq!(h.frame(ACCEPTED), ["event accept"]);
+        assert_eq!(h.frame(&joined("simon")), ["event join simon"]);
+        assert_eq!(h.frame(&linked("simon")), ["event link simon"]);
+        assert_eq!(h.status(), ClientStatus::Linked);
+        assert_eq!(h.users(), users(&[("simon", true)]));
+    }
+}
+
+#[test]
+fn joined_and_linked_out_of_turn_leave_an_unlinked_client_empty() {
+    // Found by tests/proto_fuzz_client.rs: a server that sends joined or linked to a connection that
+    // is not linked (which ours never does) filled the table of a client that was not linked.
+    let mut h = Harness::new();
+    h.connected();
+    assert_eq!(h.frame(&joined("lisa")), NOTHING);
+    assert_eq!(h.frame(&linked("lisa")), NOTHING);
+    assert_eq!(h.users(), users(&[]));
+    h.link("simon", None);
+    assert_eq!(h.frame(&joined("lisa")), NOTHING);
+    assert_eq!(h.status(), ClientStatus::Linking);
+    assert_eq!(h.users(), users(&[]));
+    assert_eq!(h.frame(ACCEPTED), ["event accept"]);
+    assert_eq!(h.frame(&joined("lisa")), ["event join lisa"]);
+    assert_eq!(h.users(), users(&[("simon", true), ("lisa", false)]));
+    // While unlinking, the server may still tell of others until it reads our unlink.
+    h.core.unlink().unwrap();
+    h.outputs();
+    assert_eq!(h.frame(&linked("lisa")), ["event link lisa"]);
+    assert_eq!(h.frame(&unlinked("simon")), ["event unlink simon"]);
+    assert_eq!(h.frame(&joined("marco")), NOTHING);
+    assert_eq!(h.users(), users(&[]));
+}
+
 // ---- the host's actions, refused in the wrong status ----
 
 const ALL_STATUSES: [ClientStatus; 8] = [
@@ -768,6 +817,26 @@ fn a_stale_link_rejection_while_relinking_retries_on_the_same_connection() {
     assert_eq!(h.tick(), [sent_link("simon", Some("secret"))]);
     assert_eq!(h.frame(ACCEPTED), ["event accept", "event reconnect"]);
     assert_eq!(h.status(), ClientStatus::Linked);
+}
+
+#[test]
+fn an_accepted_while_waiting_to_retry_a_relink_is_ignored() {
+    // Found by tests/proto_fuzz_client.rs: an accepted out of turn, between a stale rejection and
+    // the retry, linked the client without a username and without itself in its table.
+    let mut h = Harness::reconnecting(policy(0));
+    h.linked("simon", None);
+    h.closed("reset");
+    h.wait_for_deadline();
+    h.tick();
+    h.opened();
+    h.frame(&rejected(&stale("simon")));
+    assert_eq!(h.frame(ACCEPTED), NOTHING);
+    assert_eq!(h.status(), ClientStatus::Linking);
+    h.wait_for_deadline();
+    assert_eq!(h.tick(), [sent_link("simon", None)]);
+    assert_eq!(h.frame(ACCEPTED), ["event accept", "event reconnect"]);
+    assert_eq!(h.core.username(), Some("simon"));
+    assert_eq!(h.users(), users(&[("simon", true)]));
 }
 
 #[test]

@@ -274,6 +274,16 @@ impl ServerCore {
         self.connections.len()
     }
 
+    /// The user linked to `connection`, if any.
+    pub fn connection_user(&self, connection: ConnectionId) -> Option<&str> {
+        self.connections.get(&connection)?.username.as_deref()
+    }
+
+    /// The connection `username` is linked to, if any.
+    pub fn user_connection(&self, username: &str) -> Option<ConnectionId> {
+        self.users.get(username)?.connection
+    }
+
     /// Link time limits running (armed or waiting for the next `tick`).
     pub fn link_timer_count(&self) -> usize {
         self.link_timers.len()
