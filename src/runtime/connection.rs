@@ -81,6 +81,17 @@ impl ConnectionHandle {
         self.outbox.push_frame(frame);
     }
 
+    /// Like [`ConnectionHandle::send`], but the writer is only woken by [`ConnectionHandle::wake`],
+    /// which must follow when this returns true: a batch of frames then costs one wake-up and one
+    /// write per connection, not one per frame.
+    pub fn queue(&self, frame: Bytes) -> bool {
+        self.outbox.queue_frame(frame)
+    }
+
+    pub fn wake(&self) {
+        self.outbox.wake_writer();
+    }
+
     /// Closes after the frames already queued (close code 1000, with `reason`, which may be empty).
     pub fn close(&self, reason: &'static str) {
         self.outbox.push_close(CloseCode::Normal, reason);

@@ -59,28 +59,43 @@ impl Outbox {
         }
     }
 
+    /// Queues, and tells whether the writer must be woken for it: a queue that was not empty has
+    /// a wake-up pending already, or the writer is at work on it.
+    fn queue(&self, push: impl FnOnce(&mut Queued)) -> bool {
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = queued.is_empty();
+        push(&mut queued);
+        was_empty
+    }
+
     fn push(&self, push: impl FnOnce(&mut Queued)) {
-        let was_empty = {
-            let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
-            let was_empty = queued.is_empty();
-            push(&mut queued);
-            was_empty
-        };
-        // A non-empty queue has a wake-up pending already, or the writer is at work on it.
-        if was_empty {
-            self.wake.notify_one();
+        if self.queue(push) {
+            self.wake_writer();
         }
     }
 
-    /// Queues a text frame; a peer that lets more than the limit pile up is killed instead.
-    pub fn push_frame(&self, frame: Bytes) {
+    pub fn wake_writer(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Queues a text frame without waking the writer; true when [`Outbox::wake_writer`] must be
+    /// called for it (a sender of many frames wakes each writer once, after the last). A peer
+    /// that lets more than the limit pile up is killed instead.
+    pub fn queue_frame(&self, frame: Bytes) -> bool {
         let len = frame.len();
         let queued = self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
         if queued > self.max_queued_bytes {
             self.kill("slow reader: too many bytes queued for writing");
-            return;
+            return false;
         }
-        self.push(|q| q.items.push(Outgoing::Frame(frame)));
+        self.queue(|q| q.items.push(Outgoing::Frame(frame)))
+    }
+
+    /// Queues a text frame and wakes the writer if needed.
+    pub fn push_frame(&self, frame: Bytes) {
+        if self.queue_frame(frame) {
+            self.wake_writer();
+        }
     }
 
     pub fn push_close(&self, code: CloseCode, reason: &'static str) {

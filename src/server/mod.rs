@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Host, Machine, Waker};
 use crate::proto::id_map::IdMap;
 use crate::proto::server::{ActionError, Output, ServerCore};
-use crate::proto::{Message, ServerEvent, ServerStatus, User};
+use crate::proto::{ConnectionId, Message, ServerEvent, ServerStatus, User};
 use crate::runtime::connection::{ConnectionHandle, NetEvent};
 use crate::runtime::inbox::InboxSender;
 use crate::runtime::listener::{Listener, ListenerSettings};
@@ -32,6 +32,8 @@ struct State {
     inbox_tx: InboxSender<NetEvent>,
     connections: IdMap<ConnectionHandle>,
     events: VecDeque<ServerEvent>,
+    /// Connections whose writers `carry_out` wakes (kept to reuse its room).
+    to_wake: Vec<ConnectionId>,
     listener: Option<Listener>,
     port: Option<u16>,
 }
@@ -48,6 +50,7 @@ impl Server {
             inbox_tx,
             connections: IdMap::default(),
             events: VecDeque::new(),
+            to_wake: Vec::new(),
             listener: None,
             port: None,
         });
@@ -229,12 +232,16 @@ impl State {
     }
 
     /// Carries out what the protocol decided: frames to the I/O side, events to the queue.
+    /// Each connection's writer is woken once, after everything for it is queued.
     fn carry_out(&mut self) {
+        let mut to_wake = std::mem::take(&mut self.to_wake);
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Send { to, frame } => {
                     if let Some(connection) = self.connections.get(&to) {
-                        connection.send(frame);
+                        if connection.queue(frame) {
+                            to_wake.push(to);
+                        }
                     }
                 }
                 Output::Close { connection, reason } => {
@@ -245,6 +252,12 @@ impl State {
                 Output::Event(event) => self.events.push_back(event),
             }
         }
+        for id in to_wake.drain(..) {
+            if let Some(connection) = self.connections.get(&id) {
+                connection.wake();
+            }
+        }
+        self.to_wake = to_wake;
     }
 }
 
