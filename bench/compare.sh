@@ -41,8 +41,10 @@ fi
 echo "== installing: npm ci in bench/, cargo build --release, examples-c/relay, bench/host_cost"
 (cd bench && npm ci --no-audit --no-fund --loglevel=error)
 cargo build --release --locked --bins --lib
-make -s -C examples-c relay
 mkdir -p bench/results
+# Always linked anew, into bench/results, against the release library: the test command builds
+# the examples in place against the debug library, and make would take that binary as up to date.
+make -s -B -C examples-c OUT="$PWD/bench/results" KRMX_LIB_DIR="$PWD/target/release" "$PWD/bench/results/relay"
 cc -std=c99 -O2 -g -Wall -Wextra -Wpedantic -Werror -Iinclude bench/host_cost.c \
   target/release/libkrmx.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -o bench/results/host_cost
 
@@ -93,7 +95,7 @@ server_pid=""
 
 start_server() { # NAME PORT LOG: starts it in the background, sets server_pid, waits until it listens
   case "$1" in
-    c-relay) "${server_cpu[@]}" examples-c/relay "$2" > "$3" 2>&1 & ;;
+    c-relay) "${server_cpu[@]}" bench/results/relay "$2" > "$3" 2>&1 & ;;
     krmx-serve) "${server_cpu[@]}" target/release/krmx serve --relay --port "$2" > /dev/null 2> "$3" & ;;
     reference) "${server_cpu[@]}" node bench/relay.js "$2" > "$3" 2>&1 & ;;
   esac

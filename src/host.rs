@@ -90,12 +90,17 @@ impl<M: Machine> Host<M> {
     /// The next event, waiting up to `timeout` for one (`None`: as long as it takes). Returns
     /// `None` when the time is up or when woken. The protocol runs here, on the caller's thread.
     pub fn poll(&self, timeout: Option<Duration>) -> Option<M::Event> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // One clock read per turn (the first turn's serves the deadline too).
+        let mut now = Instant::now();
+        let deadline = timeout.map(|t| now + t);
+        let mut first_turn = true;
         loop {
+            if !std::mem::take(&mut first_turn) {
+                now = Instant::now();
+            }
             let wait_until = {
                 let mut state = self.lock();
                 state.poller_waiting = false;
-                let now = Instant::now();
                 state.machine.tick(now);
                 loop {
                     if let Some(event) = state.machine.pop_event() {

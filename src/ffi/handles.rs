@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, LazyLock, RwLock};
 
 use super::result::{FfiError, KrmxResult};
+use crate::proto::id_map::IdBuildHasher;
 
 /// What a handle points to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,7 +29,7 @@ impl HandleKind {
     }
 }
 
-static LIVE: LazyLock<RwLock<HashSet<(usize, HandleKind)>>> = LazyLock::new(RwLock::default);
+static LIVE: LazyLock<RwLock<HashSet<(usize, HandleKind), IdBuildHasher>>> = LazyLock::new(RwLock::default);
 
 /// The registry keeps addresses disguised: a handle the host forgets to free must still look
 /// unreachable to leak checkers (LeakSanitizer, valgrind) scanning our memory for pointers.

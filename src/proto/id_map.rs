@@ -1,6 +1,7 @@
-//! Maps keyed by connection id. Ids are handed out in sequence by this process, never chosen by a
-//! peer, so the flooding resistance of the default hasher (SipHash) buys nothing here, and these
-//! maps are looked up once per frame a broadcast delivers: a multiply is all the hashing needed.
+//! Maps keyed by connection id (and sets of the host's own handles). Ids are handed out in
+//! sequence by this process, never chosen by a peer, so the flooding resistance of the default
+//! hasher (SipHash) buys nothing here, and these maps are looked up once per frame a broadcast
+//! delivers or per C call: a multiply is all the hashing needed.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -8,6 +9,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use super::server::ConnectionId;
 
 pub type IdMap<V> = HashMap<ConnectionId, V, BuildHasherDefault<IdHasher>>;
+pub type IdBuildHasher = BuildHasherDefault<IdHasher>;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct IdHasher(u64);
@@ -20,7 +22,15 @@ impl Hasher for IdHasher {
     }
 
     fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = (self.0.rotate_left(5) ^ id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.write_u64(n as u64);
     }
 
     fn finish(&self) -> u64 {
