@@ -190,9 +190,11 @@ pub async fn run(
         let mut closing = None;
         let close: (CloseCode, &str) = loop {
             if sent == out.len() {
-                outbox.written(std::mem::take(&mut payload));
-                frame::give_back(std::mem::take(&mut out));
-                sent = 0;
+                if out.capacity() > 0 {
+                    outbox.written(std::mem::take(&mut payload));
+                    frame::give_back(std::mem::take(&mut out));
+                    sent = 0;
+                }
                 if let Some(close) = closing {
                     break close;
                 }

@@ -19,25 +19,7 @@
 
 #include "krmx.h"
 
-static int failures = 0;
-
-#define CHECK(expr, expected)                                                                      \
-    do {                                                                                           \
-        KrmxResult got_ = (expr);                                                                  \
-        if (got_ != (expected)) {                                                                  \
-            fprintf(stderr, "%s:%d: %s returned %s, expected %s (%s)\n", __FILE__, __LINE__, #expr, \
-                    krmx_result_name(got_), krmx_result_name(expected), krmx_last_error());        \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define ASSERT(condition)                                                                          \
-    do {                                                                                           \
-        if (!(condition)) {                                                                        \
-            fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #condition);                \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 /* The next event of `client` must be `kind`, naming `username` (NULL: an event without one). */
 #define EXPECT(client, kind, username) expect_event(client, kind, username, __LINE__)

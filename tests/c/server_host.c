@@ -16,17 +16,7 @@
 
 #include "krmx.h"
 
-static int failures = 0;
-
-#define CHECK(expr, expected)                                                                      \
-    do {                                                                                           \
-        KrmxResult got_ = (expr);                                                                  \
-        if (got_ != (expected)) {                                                                  \
-            fprintf(stderr, "%s:%d: %s returned %s, expected %s (%s)\n", __FILE__, __LINE__, #expr, \
-                    krmx_result_name(got_), krmx_result_name(expected), krmx_last_error());        \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static void check_api_misuse(void) {
     KrmxServer *server = NULL;
