@@ -306,7 +306,9 @@ pub unsafe extern "C" fn krmx_server_port(server: *const KrmxServer, port: *mut 
 
 /// Takes the next event into `*event`, waiting up to `timeout_ms` for one: 0 never waits (call it
 /// every frame of a game loop until it returns KRMX_NO_EVENT), a negative value waits as long as
-/// it takes. The protocol runs inside this call: inputs that arrived are processed now.
+/// it takes. A wait first yields the core for up to 50 microseconds before the thread sleeps
+/// (the next message usually comes within them; waking a sleeping thread costs more). The
+/// protocol runs inside this call: inputs that arrived are processed now.
 /// Returns KRMX_OK when an event was written, KRMX_NO_EVENT when none came in time or
 /// `krmx_server_wake` was called (then `event->kind` is KRMX_EVENT_NONE).
 /// The event's strings belong to the server and stay valid until the next poll or free of it.
