@@ -29,6 +29,9 @@ export KRMX_CONFORMANCE_PYTHON="$PWD/$venv/bin/python3"
 echo "== build (library, krmx command, tests)"
 cargo build --locked --all-targets
 
+echo "== the README's first command picks the krmx command (cargo run -- ...)"
+cargo run --quiet --locked -- --version
+
 echo "== C examples (-Wall -Wextra -Wpedantic -Werror)"
 make -s -C examples-c KRMX_LIB_DIR=../target/debug
 
