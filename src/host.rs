@@ -90,14 +90,10 @@ impl<M: Machine> Host<M> {
     /// The next event, waiting up to `timeout` for one (`None`: as long as it takes). Returns
     /// `None` when the time is up or when woken. The protocol runs here, on the caller's thread.
     pub fn poll(&self, timeout: Option<Duration>) -> Option<M::Event> {
-        // One clock read per turn (the first turn's serves the deadline too).
+        // One clock read per turn (the first one serves the deadline too).
         let mut now = Instant::now();
         let deadline = timeout.map(|t| now + t);
-        let mut first_turn = true;
         loop {
-            if !std::mem::take(&mut first_turn) {
-                now = Instant::now();
-            }
             let wait_until = {
                 let mut state = self.lock();
                 state.poller_waiting = false;
@@ -131,6 +127,7 @@ impl<M: Machine> Host<M> {
                 Some(input) => self.lock().machine.handle(input, Instant::now()),
                 None => {}
             }
+            now = Instant::now();
         }
     }
 }

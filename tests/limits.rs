@@ -166,3 +166,18 @@ fn connections_that_do_not_link_in_time_are_closed_with_the_reason() {
     assert_eq!(h.users(), [("simon".to_string(), false)]);
     h.expect_no_event(Duration::from_millis(100));
 }
+
+#[test]
+fn an_event_queue_set_smaller_than_one_message_still_takes_the_largest_message() {
+    // A message waits parsed and counts four times its size; the queue grows to hold one.
+    let h = Harness::start(|c| {
+        c.event_queue_bytes = 1024;
+        c.max_message_size = 64 * 1024;
+    });
+    let mut simon = h.linked("simon");
+    let big = "x".repeat(60 * 1024);
+    simon.send_text(&frame("big", Some(big.clone().into())));
+    simon.send_text(&frame("small", None));
+    h.expect(ServerEvent::Message { username: "simon".into(), message: krmx::Message::custom("big", Some(big.into())).unwrap() });
+    h.expect(ServerEvent::Message { username: "simon".into(), message: krmx::Message::custom("small", None).unwrap() });
+}

@@ -100,6 +100,19 @@ impl Harness {
         Harness::seeded(policy, 7)
     }
 
+    /// Linked as simon, dropped, reconnected, and the re-link refused as stale (the server still
+    /// holds the old link): waiting to retry it.
+    fn waiting_to_retry_a_stale_relink() -> Self {
+        let mut h = Harness::reconnecting(policy(0));
+        h.linked("simon", None);
+        h.closed("reset");
+        h.wait_for_deadline();
+        h.tick();
+        h.opened();
+        h.frame(&rejected(&stale("simon")));
+        h
+    }
+
     fn seeded(policy: ReconnectPolicy, jitter_seed: u64) -> Self {
         Harness::with(ClientCoreConfig { reconnect: Some(policy), jitter_seed, ..Default::default() })
     }
@@ -823,13 +836,7 @@ fn a_stale_link_rejection_while_relinking_retries_on_the_same_connection() {
 fn an_accepted_while_waiting_to_retry_a_relink_is_ignored() {
     // Found by tests/proto_fuzz_client.rs: an accepted out of turn, between a stale rejection and
     // the retry, linked the client without a username and without itself in its table.
-    let mut h = Harness::reconnecting(policy(0));
-    h.linked("simon", None);
-    h.closed("reset");
-    h.wait_for_deadline();
-    h.tick();
-    h.opened();
-    h.frame(&rejected(&stale("simon")));
+    let mut h = Harness::waiting_to_retry_a_stale_relink();
     assert_eq!(h.frame(ACCEPTED), NOTHING);
     assert_eq!(h.status(), ClientStatus::Linking);
     h.wait_for_deadline();
@@ -841,13 +848,7 @@ fn an_accepted_while_waiting_to_retry_a_relink_is_ignored() {
 
 #[test]
 fn a_drop_while_waiting_to_relink_redials() {
-    let mut h = Harness::reconnecting(policy(0));
-    h.linked("simon", None);
-    h.closed("reset");
-    h.wait_for_deadline();
-    h.tick();
-    h.opened();
-    h.frame(&rejected(&stale("simon")));
+    let mut h = Harness::waiting_to_retry_a_stale_relink();
     assert_eq!(h.closed("reset again"), ["event reconnecting 3: reset again"]);
     assert_eq!(h.status(), ClientStatus::Connecting);
     h.check_delay(3);
@@ -960,13 +961,7 @@ fn disconnect_while_redialing_closes_then_reports() {
 
 #[test]
 fn disconnect_while_waiting_to_relink_closes_the_connection() {
-    let mut h = Harness::reconnecting(policy(0));
-    h.linked("simon", None);
-    h.closed("reset");
-    h.wait_for_deadline();
-    h.tick();
-    h.opened();
-    h.frame(&rejected(&stale("simon")));
+    let mut h = Harness::waiting_to_retry_a_stale_relink();
     h.core.disconnect().unwrap();
     assert_eq!(h.outputs(), ["close"]);
     assert_eq!(h.core.next_deadline(), None);

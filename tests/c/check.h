@@ -1,5 +1,6 @@
 /* What the C test hosts share: CHECK a call's result and ASSERT a condition, counting failures
- * (each prints where and why) so that a test reports every failure, not only the first. */
+ * (each prints where and why) so that a test reports every failure, not only the first; and a
+ * client's status. */
 #ifndef KRMX_TEST_CHECK_H
 #define KRMX_TEST_CHECK_H
 
@@ -26,5 +27,13 @@ static int failures = 0;
             failures++;                                                                            \
         }                                                                                          \
     } while (0)
+
+/* A client's status (a failed call counts as a failure and reads as -1). Inline, so that a host
+ * without clients does not warn about it. */
+static inline KrmxClientStatus status_of(const KrmxClient *client) {
+    KrmxClientStatus status = (KrmxClientStatus)-1;
+    CHECK(krmx_client_status(client, &status), KRMX_OK);
+    return status;
+}
 
 #endif

@@ -39,12 +39,6 @@ static KrmxEvent expect_event(KrmxClient *client, KrmxEventKind kind, const char
     return event;
 }
 
-static KrmxClientStatus status_of(const KrmxClient *client) {
-    KrmxClientStatus status = (KrmxClientStatus)-1;
-    CHECK(krmx_client_status(client, &status), KRMX_OK);
-    return status;
-}
-
 static void check_api_misuse(void) {
     KrmxClient *client = NULL;
     KrmxClientConfig config;

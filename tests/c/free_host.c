@@ -135,12 +135,6 @@ static KrmxEvent pump(KrmxServer *server, KrmxClient *client, KrmxEventKind kind
     return event;
 }
 
-static KrmxClientStatus status_of(const KrmxClient *client) {
-    KrmxClientStatus status = (KrmxClientStatus)-1;
-    CHECK(krmx_client_status(client, &status), KRMX_OK);
-    return status;
-}
-
 static KrmxServer *listening_server(bool authenticate, uint16_t port, char *url, size_t url_size) {
     KrmxServerConfig config;
     KrmxServer *server = NULL;
