@@ -8,6 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::cli::{ev, Krmx};
+use common::closed_port;
 use serde_json::{json, Value};
 
 /// Quick reconnects, so that the reconnect tests do not wait long.
@@ -58,10 +59,6 @@ fn users(list: &[(&str, bool)]) -> Value {
 }
 
 /// A port that nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 // ----- linking --------------------------------------------------------------------------------
 
@@ -371,7 +368,7 @@ fn disconnect_while_waiting_to_reconnect_exits_0() {
 
 #[test]
 fn a_closed_port_closes_with_cannot_connect_and_exits_1() {
-    let port = closed_port();
+    let (_reserved, port) = closed_port();
     // With or without --reconnect: a first connect that fails is not retried.
     for args in [&[][..], &["--reconnect", "--username", "simon"]] {
         let mut c = connect(port, args);
@@ -383,7 +380,8 @@ fn a_closed_port_closes_with_cannot_connect_and_exits_1() {
 
 #[test]
 fn bad_urls_and_options_exit_2_with_usage() {
-    let port = closed_port().to_string();
+    let (_reserved, port) = closed_port();
+    let port = port.to_string();
     let good = format!("ws://127.0.0.1:{port}");
     let cases: Vec<Vec<&str>> = vec![
         vec!["connect"],

@@ -22,7 +22,7 @@ use common::ffi::client::{default_client_config, reconnecting, Client};
 use common::ffi::events::{render_client, render_server};
 use common::ffi::server::{new_server, server_users, Poller};
 use common::ffi::{c, last_error, result_name, text, users};
-use common::TIMEOUT;
+use common::{closed_port, TIMEOUT};
 use krmx::ffi::client::*;
 use krmx::ffi::event::{KrmxEvent, KrmxEventKind::*};
 use krmx::ffi::result::KrmxResult::*;
@@ -46,11 +46,6 @@ fn url(port: u16) -> String {
     format!("ws://127.0.0.1:{port}")
 }
 
-/// A port on which nothing listens (it was free a moment ago).
-fn dead_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 fn thread_count() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -755,7 +750,7 @@ fn unlink_leave_kick_server_unlink_disconnect_and_connect_again() {
 #[test]
 fn a_first_connect_that_fails_closes_without_reconnecting() {
     let _shared = shared();
-    let port = dead_port();
+    let (_reserved, port) = closed_port();
     let mut client = Client::new("lost", reconnecting);
     for _ in 0..2 {
         client.connect(&url(port));

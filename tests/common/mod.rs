@@ -119,6 +119,16 @@ pub fn read_until_eof(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
+/// A port of 127.0.0.1 where nothing listens, kept so while the returned socket lives: bound but
+/// never listening (a port merely found free could be taken by a server of a test running
+/// alongside, and a connect meant to fail would succeed).
+pub fn closed_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 /// A message frame as the server writes it: compact JSON, `type` then `payload` (if any).
 pub fn frame(kind: &str, payload: Option<Value>) -> String {
     match payload {
